@@ -1,0 +1,65 @@
+"""Glue between the tier's model settings and the planner: one place that turns a served model into a plan."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from llmrack.errors import LlmrackError
+from llmrack.settings.stack import ModelSettings
+
+# Suffixes of published quantized checkpoints: the architecture is the base model's.
+_QUANT_SUFFIX = re.compile(r"-(awq|gptq(-int[48])?|int4|int8|fp8)$", re.IGNORECASE)
+
+# The sandbox's tiny model, built offline by llmrack.tinymodel; its shape is fixed there.
+TINY_MODEL_NAME = "llmrack-tiny"
+
+
+def model_spec_for(model: ModelSettings, *, project_dir: Path | None = None, source: str = "") -> Any:
+    """The planner's ModelSpec of a served model: a local config.json, the tiny model, or the catalogue."""
+    from llmrack import planner
+
+    if model.path:
+        path = Path(model.path)
+        if not path.is_absolute() and project_dir is not None:
+            path = project_dir / path
+        if not path.exists():
+            raise LlmrackError(f"model path {model.path!r} does not exist", source=source, field="stack.models.path")
+        return planner.load_model_spec(str(path))
+    if model.name == TINY_MODEL_NAME:
+        from llmrack import tinymodel
+
+        return planner.load_model_spec(str(tinymodel.config_path()))
+    name = _QUANT_SUFFIX.sub("", model.name)
+    try:
+        return planner.load_model_spec(name)
+    except LlmrackError as exc:
+        raise LlmrackError(
+            f"{exc.message} — set stack.models[].path to a directory with the model's config.json",
+            source=source,
+            field="stack.models.name",
+        ) from None
+
+
+def plan_for(profile: Any, model: ModelSettings, *, project_dir: Path | None = None, source: str = "") -> Any:
+    """Plan one served model on the GPUs of a tier profile (the model's GPU subset when it names one)."""
+    from llmrack import planner
+
+    spec = model_spec_for(model, project_dir=project_dir, source=source)
+    gpu = profile.hardware.gpu
+    count = len(model.gpus) or gpu.count
+    return planner.plan(
+        spec,
+        gpu_count=count,
+        gpu_mem_gib=gpu.memory_gib,
+        gpu_name=gpu.model,
+        quantization=model.quantization,
+        kv_cache_dtype=model.kv_cache_dtype,
+        gpu_memory_utilization=profile.stack.vllm.gpu_memory_utilization,
+        max_model_len=model.max_model_len,
+        tensor_parallel_size=model.tensor_parallel_size,
+        max_num_seqs=model.max_num_seqs,
+        cpu_kv_cache_gib=profile.stack.vllm.cpu_kv_cache_gib,
+        source=source,
+    )
