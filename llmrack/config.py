@@ -97,6 +97,7 @@ class HostSpec(Settings):
     profile: TierProfile
     data_disk: DataDisk | None = None
     groups: list[str] = []
+    connector: dict[str, Any] = Field({}, description="pyinfra connector data (ssh_hostname, ssh_port, ...).")
 
     def has_role(self, role: HostRole) -> bool:
         return role in self.roles
@@ -245,7 +246,7 @@ def host_spec(
     address = fields.address or str(theirs.get("ssh_hostname") or name)
     return HostSpec(
         name=name, address=address, roles=fields.roles, tier=fields.tier, profile=profile,
-        data_disk=fields.data_disk, groups=sorted(groups or []),
+        data_disk=fields.data_disk, groups=sorted(groups or []), connector=theirs,
     )
 
 
