@@ -118,17 +118,23 @@ def plan(
             over["stack"] = {"models": [first]}
             profile = load_tier(tier, proj, over, override_source="command line")
             models = list(profile.stack.models)
-        results = [(m, plan_for(profile, m, project_dir=proj, source=f"tiers/{tier}.yaml")) for m in models]
+        src = "command line" if model is not None else f"tiers/{tier}.yaml"
+        try:
+            results = [(m, plan_for(profile, m, project_dir=proj, source=src)) for m in models]
+        except LlmrackError as exc:
+            if model is not None and exc.field == "stack.models.name":
+                exc.field = "--model"
+            raise
     except LlmrackError as exc:
         raise fail(exc) from None
 
     if as_json:
-        out.print_json(json.dumps({"tier": tier, "plans": [{"model": m.name, **p.to_dict()} for m, p in results]}))
+        out.print_json(json.dumps({"tier": tier, "plans": [{**p.to_dict(), "model": m.name, "served_name": m.served_name} for m, p in results]}))
     else:
         for m, p in results:
             _print_plan(tier, profile, m, p)
     if not all(p.fits for _, p in results):
-        raise typer.Exit(1)
+        raise typer.Exit(2)  # asked for something that does not fit: bad input, the output says what would
 
 
 def _gib(n: float) -> str:
@@ -157,8 +163,8 @@ def _print_plan(tier, profile, model, p) -> None:
     for key, label in [
         ("max_kv_tokens", "tokens in KV cache"),
         ("max_model_len", "max model len"),
-        ("max_concurrency_full_context", "concurrency at full context"),
-        ("max_concurrency_4k", "concurrency at 4k context"),
+        ("concurrency_full_context", "concurrency at full context"),
+        ("concurrency_4k", "concurrency at 4k context"),
     ]:
         if d.get(key) is not None:
             rows.append((label, f"{d[key]:,}" if isinstance(d[key], int) else str(d[key])))

@@ -28,12 +28,12 @@ def model_spec_for(model: ModelSettings, *, project_dir: Path | None = None, sou
             raise LlmrackError(f"model path {model.path!r} does not exist", source=source, field="stack.models.path")
         return planner.load_model_spec(str(path))
     if model.name == TINY_MODEL_NAME:
-        from llmrack import tinymodel
-
-        return planner.load_model_spec(str(tinymodel.config_path()))
-    name = _QUANT_SUFFIX.sub("", model.name)
+        return planner.load_model_spec(str(_tiny_config()))
     try:
-        return planner.load_model_spec(name)
+        try:
+            return planner.load_model_spec(model.name)
+        except LlmrackError:
+            return planner.load_model_spec(_QUANT_SUFFIX.sub("", model.name))
     except LlmrackError as exc:
         raise LlmrackError(
             f"{exc.message} — set stack.models[].path to a directory with the model's config.json",
@@ -63,3 +63,22 @@ def plan_for(profile: Any, model: ModelSettings, *, project_dir: Path | None = N
         cpu_kv_cache_gib=profile.stack.vllm.cpu_kv_cache_gib,
         source=source,
     )
+
+
+def _tiny_config() -> Path:
+    """config.json of the sandbox's tiny model, from the recipe it is built with (no torch needed)."""
+    import json
+    import tempfile
+
+    from llmrack.tinymodel import RECIPE
+
+    cfg = {
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "torch_dtype": RECIPE["dtype"],
+        **{k: RECIPE[k] for k in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+                                  "num_attention_heads", "num_key_value_heads", "max_position_embeddings")},
+        "tie_word_embeddings": False,
+    }
+    d = Path(tempfile.gettempdir()) / f"llmrack-{TINY_MODEL_NAME}-{abs(hash(json.dumps(cfg, sort_keys=True)))}"
+    d.mkdir(exist_ok=True)
+    (d / "config.json").write_text(json.dumps(cfg, sort_keys=True))
+    return d

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Set up this machine to run llmrack and its tests: system packages, a Docker engine, the Python environment.
+# Safe to re-run. Needs root on Debian/Ubuntu.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(docker.io debootstrap zstd python3-venv nginx-light prometheus prometheus-alertmanager
+              chromium openssh-client rsync curl ca-certificates)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    echo "llmrack: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # Debian's prometheus packages start services at install; this machine only needs their check tools.
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    rm -f /usr/sbin/policy-rc.d
+fi
+
+# A Docker engine: the distro's dockerd, started in the background when none answers.
+if ! docker info >/dev/null 2>&1; then
+    echo "llmrack: starting dockerd"
+    mkdir -p /var/log
+    nohup dockerd >/var/log/llmrack-dockerd.log 2>&1 &
+    for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+    docker info >/dev/null 2>&1 || { echo "dockerd did not start; see /var/log/llmrack-dockerd.log" >&2; exit 1; }
+fi
+
+# The tool's own Python environment (light: the heavy vLLM environment lives in the image build cache).
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$PY" -m venv .venv
+fi
+.venv/bin/pip install -q --disable-pip-version-check -e '.[dev]'
+echo "llmrack: ready (.venv/bin/llmrack)"
