@@ -9,7 +9,7 @@ import json
 import os
 import subprocess
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -27,10 +27,12 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-sandbox_app = typer.Typer(help="Local sandbox hosts (systemd containers reached over SSH) for trying llmrack.",
-                          no_args_is_help=True)
-bundle_app = typer.Typer(help="Offline bundles: everything a host needs, for sites without internet.",
-                         no_args_is_help=True)
+sandbox_app = typer.Typer(
+    help="Local sandbox hosts (systemd containers reached over SSH) for trying llmrack.", no_args_is_help=True
+)
+bundle_app = typer.Typer(
+    help="Offline bundles: everything a host needs, for sites without internet.", no_args_is_help=True
+)
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(bundle_app, name="bundle")
 
@@ -82,7 +84,9 @@ def plan(
     model: Annotated[str | None, typer.Option("--model", help="Catalogue name, HF id or dir with config.json.")] = None,
     gpus: Annotated[int | None, typer.Option("--gpus", min=0, help="GPU count (default: the tier's).")] = None,
     gpu_mem_gib: Annotated[float | None, typer.Option("--gpu-mem-gib", min=1, help="Memory per GPU, GiB.")] = None,
-    quantization: Annotated[str | None, typer.Option("--quantization", help="fp16, bf16, fp8, int8, awq, gptq.")] = None,
+    quantization: Annotated[
+        str | None, typer.Option("--quantization", help="fp16, bf16, fp8, int8, awq, gptq.")
+    ] = None,
     max_model_len: Annotated[int | None, typer.Option("--max-model-len", min=128)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
     project: ProjectOpt = None,
@@ -129,7 +133,14 @@ def plan(
         raise fail(exc) from None
 
     if as_json:
-        out.print_json(json.dumps({"tier": tier, "plans": [{**p.to_dict(), "model": m.name, "served_name": m.served_name} for m, p in results]}))
+        out.print_json(
+            json.dumps(
+                {
+                    "tier": tier,
+                    "plans": [{**p.to_dict(), "model": m.name, "served_name": m.served_name} for m, p in results],
+                }
+            )
+        )
     else:
         for m, p in results:
             _print_plan(tier, profile, m, p)
@@ -231,7 +242,9 @@ def _pyinfra() -> str:
 @app.command()
 def deploy(
     inventory: Annotated[Path, typer.Argument(help="pyinfra inventory file.")],
-    deploy_name: Annotated[str, typer.Argument(metavar="DEPLOY", help="A file under deploys/ (no .py).")] = "full_stack",
+    deploy_name: Annotated[
+        str, typer.Argument(metavar="DEPLOY", help="A file under deploys/ (no .py).")
+    ] = "full_stack",
     dry: Annotated[bool, typer.Option("--dry", help="Show what would change; change nothing.")] = False,
     project: ProjectOpt = None,
 ) -> None:
@@ -242,8 +255,9 @@ def deploy(
         target = proj / "deploys" / f"{deploy_name}.py"
         if not target.is_file():
             known = ", ".join(sorted(p.stem for p in (proj / "deploys").glob("*.py")))
-            raise LlmrackError(f"no deploy {deploy_name!r} (known: {known})", source=str(proj / "deploys"),
-                               field="DEPLOY")
+            raise LlmrackError(
+                f"no deploy {deploy_name!r} (known: {known})", source=str(proj / "deploys"), field="DEPLOY"
+            )
     except LlmrackError as exc:
         raise fail(exc) from None
     cmd = [_pyinfra(), "-y", str(inventory.resolve()), str(target)]
@@ -255,9 +269,7 @@ def deploy(
 # ------------------------------------------------------------------------------------------------------- sandbox
 
 
-SandboxDir = Annotated[
-    Path | None, typer.Option("--state-dir", help="Where the sandbox keeps its SSH key and state.")
-]
+SandboxDir = Annotated[Path | None, typer.Option("--state-dir", help="Where the sandbox keeps its SSH key and state.")]
 
 
 def _default_state_dir() -> Path:
@@ -316,7 +328,7 @@ def _print_sandbox(state) -> None:
 # -------------------------------------------------------------------------------------------------- verify etc.
 
 
-class Category(str, Enum):
+class Category(StrEnum):
     software = "software"
     hardware = "hardware"
     performance = "performance"
@@ -326,13 +338,16 @@ class Category(str, Enum):
 @app.command()
 def verify(
     inventory: Annotated[Path | None, typer.Argument(help="pyinfra inventory file.")] = None,
-    report: Annotated[Path | None, typer.Option("--report", help="Write report.json, junit.xml, .md, .html here.")]
-    = None,
-    only: Annotated[str | None, typer.Option("--only", help="Comma list: software,hardware,performance,security.")]
-    = None,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Write report.json, junit.xml, .md, .html here.")
+    ] = None,
+    only: Annotated[
+        str | None, typer.Option("--only", help="Comma list: software,hardware,performance,security.")
+    ] = None,
     local: Annotated[bool, typer.Option("--local", help="Check this machine itself instead of SSH hosts.")] = False,
-    tier: Annotated[str | None, typer.Option("--tier", help="With --local and no inventory: the tier to check.")]
-    = None,
+    tier: Annotated[
+        str | None, typer.Option("--tier", help="With --local and no inventory: the tier to check.")
+    ] = None,
     project: ProjectOpt = None,
 ) -> None:
     """Run the acceptance checklist on every host and write a report. Exit 0 pass, 1 fail, 2 cannot run."""
@@ -344,8 +359,9 @@ def verify(
             cats = {c.strip() for c in only.split(",") if c.strip()}
             bad = sorted(cats - {c.value for c in Category})
             if bad:
-                raise LlmrackError(f"unknown category {bad[0]!r} (software, hardware, performance, security)",
-                                   field="--only")
+                raise LlmrackError(
+                    f"unknown category {bad[0]!r} (software, hardware, performance, security)", field="--only"
+                )
         if inventory is None and not (local and tier):
             raise LlmrackError("give an INVENTORY, or --local with --tier", field="INVENTORY")
         if inventory is not None:
@@ -380,8 +396,15 @@ def bench(
     except ValueError:
         raise fail(LlmrackError("a comma list of positive integers", field="--concurrency")) from None
     key = api_key_file.read_text().strip() if api_key_file else os.environ.get("LLMRACK_API_KEY", "")
-    res = bench_mod.run_bench(url, key, model=model, concurrency_levels=levels, requests_per_level=requests,
-                              max_tokens=max_tokens, timeout_s=timeout_s)
+    res = bench_mod.run_bench(
+        url,
+        key,
+        model=model,
+        concurrency_levels=levels,
+        requests_per_level=requests,
+        max_tokens=max_tokens,
+        timeout_s=timeout_s,
+    )
     text = json.dumps(res, indent=2, sort_keys=True)
     if output:
         output.write_text(text)

@@ -196,7 +196,9 @@ def raw_tier(name: str, project_dir: Path | None = None) -> tuple[Path, dict[str
 
 
 def load_tier(
-    name: str, project_dir: Path | None = None, overrides: Mapping[str, Any] | None = None,
+    name: str,
+    project_dir: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
     override_source: str = "",
 ) -> TierProfile:
     path, data = raw_tier(name, project_dir)
@@ -245,8 +247,14 @@ def host_spec(
         raise
     address = fields.address or str(theirs.get("ssh_hostname") or name)
     return HostSpec(
-        name=name, address=address, roles=fields.roles, tier=fields.tier, profile=profile,
-        data_disk=fields.data_disk, groups=sorted(groups or []), connector=theirs,
+        name=name,
+        address=address,
+        roles=fields.roles,
+        tier=fields.tier,
+        profile=profile,
+        data_disk=fields.data_disk,
+        groups=sorted(groups or []),
+        connector=theirs,
     )
 
 
@@ -270,8 +278,11 @@ def _groups_of(attrs: dict[str, Any], source: str) -> dict[str, tuple[list[tuple
     for key, value in attrs.items():
         if key.startswith("_") or not isinstance(value, list | tuple):
             continue
-        hosts, data = (value[0], value[1]) if isinstance(value, tuple) and len(value) == 2 \
-            and isinstance(value[1], dict) else (value, {})
+        hosts, data = (
+            (value[0], value[1])
+            if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], dict)
+            else (value, {})
+        )
         entries = []
         for item in hosts:
             if isinstance(item, str):
@@ -291,8 +302,11 @@ def _group_data(dirs: list[Path]) -> dict[str, dict[str, Any]]:
             continue
         for f in sorted(d.glob("*.py")):
             attrs = _exec_python(f)
-            data = {k: v for k, v in attrs.items() if not k.startswith("_") and not callable(v)
-                    and type(v).__name__ != "module"}
+            data = {
+                k: v
+                for k, v in attrs.items()
+                if not k.startswith("_") and not callable(v) and type(v).__name__ != "module"
+            }
             out.setdefault(f.stem, {}).update(data)
     return out
 
@@ -356,8 +370,13 @@ def spec_for_pyinfra_host(host: Any) -> HostSpec:
     """
     source = _inventory_path_from_argv()
     project = find_project_dir(Path(source).parent if source != "inventory" else Path.cwd())
-    return host_spec(host.name, host.data.dict(), source=source, project_dir=project,
-                     groups=[str(g) for g in getattr(host, "groups", [])])
+    return host_spec(
+        host.name,
+        host.data.dict(),
+        source=source,
+        project_dir=project,
+        groups=[str(g) for g in getattr(host, "groups", [])],
+    )
 
 
 def deploy_spec() -> HostSpec:

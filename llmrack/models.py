@@ -73,9 +73,21 @@ def _tiny_config() -> Path:
     from llmrack.tinymodel import RECIPE
 
     cfg = {
-        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "torch_dtype": RECIPE["dtype"],
-        **{k: RECIPE[k] for k in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
-                                  "num_attention_heads", "num_key_value_heads", "max_position_embeddings")},
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "torch_dtype": RECIPE["dtype"],
+        **{
+            k: RECIPE[k]
+            for k in (
+                "vocab_size",
+                "hidden_size",
+                "intermediate_size",
+                "num_hidden_layers",
+                "num_attention_heads",
+                "num_key_value_heads",
+                "max_position_embeddings",
+            )
+        },
         "tie_word_embeddings": False,
     }
     d = Path(tempfile.gettempdir()) / f"llmrack-{TINY_MODEL_NAME}-{abs(hash(json.dumps(cfg, sort_keys=True)))}"

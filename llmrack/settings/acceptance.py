@@ -1,4 +1,4 @@
-"""Thresholds of the acceptance checklist (seed 000), per tier."""
+"""Thresholds of the acceptance checklist (seed 000), per tier, and how ``llmrack verify`` measures them."""
 
 from __future__ import annotations
 
@@ -16,3 +16,35 @@ class AcceptanceSettings(Settings):
     rag_p99_ms_max: float = Field(500, gt=0, description="RAG retrieval latency p99.")
     multi_gpu_scaling_min: float = Field(0.75, gt=0, description="N-GPU throughput / (N x one GPU).")
     burnin_minutes: int = Field(120, ge=1)
+    # --- how verify measures (the thresholds above are what it compares against)
+    driver_version_min: str = Field("535", description="Lowest NVIDIA driver version (checklist: 535+).")
+    cuda_version_min: str = Field("12.1", description="Lowest CUDA version nvidia-smi reports in a container.")
+    cuda_probe_image: str = Field(
+        "", description="Local image for `docker run --gpus all IMAGE nvidia-smi`; empty: the vLLM image."
+    )
+    single_gpu_tokens_per_s: float = Field(
+        0, ge=0, description="Aggregate tokens/s of the model on one GPU (reference for multi-GPU scaling); "
+        "0: not measured, the scaling check is skipped.",
+    )
+    bench_max_tokens: int = Field(128, ge=2, le=4096, description="Completion tokens per benchmark request.")
+    bench_single_requests: int = Field(5, ge=1, le=1000, description="Sequential requests at concurrency 1.")
+    bench_requests_per_slot: int = Field(
+        2, ge=1, le=100, description="Requests per concurrent slot at the other levels (level x this)."
+    )
+    bench_level_timeout_s: float = Field(300, gt=0, le=3600, description="Time limit of one concurrency level.")
+    rag_queries: int = Field(100, ge=10, le=10000, description="Queries of the RAG retrieval test.")
+    rag_corpus_size: int = Field(2000, ge=10, le=200000, description="Random vectors searched by the RAG test.")
+    rag_dimensions: int = Field(384, ge=2, le=4096, description="Vector size of the RAG test (all-MiniLM: 384).")
+    rag_embedding_model: str = Field(
+        "", description="Model of /v1/embeddings through the gateway; empty: one whose id mentions 'embed'/'minilm'."
+    )
+    data_path: str = Field(
+        "", description="A path on the data volume; empty: the inventory's data_disk mount, else /."
+    )
+    memory_tolerance: float = Field(
+        0.05, ge=0, lt=0.5, description="Share of installed RAM the kernel may keep (MemTotal is below the DIMMs)."
+    )
+    exposed_ports_allowed: list[int] = Field(
+        [], description="Ports besides SSH, the gateway and the exporters that may be reachable from outside."
+    )
+    time_offset_ms_max: float = Field(100, gt=0, description="Largest clock offset chrony may report.")

@@ -24,3 +24,8 @@ class DockerSettings(Settings):
     data_root: str = Field("", description="Docker data-root; empty keeps /var/lib/docker.")
     live_restore: bool = Field(True, description="Keep containers running while dockerd restarts.")
     admin_users: list[str] = Field([], description="Users added to the docker group.")
+    compose_deb: str = Field(
+        "",
+        description="Path on the admin machine of a docker compose v2 .deb (offline bundle) installed when the "
+        "engine comes from the distribution; empty: none.",
+    )

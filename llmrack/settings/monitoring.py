@@ -88,7 +88,7 @@ class MonitoringImages(Settings):
     prometheus: str = Field("llmrack/prometheus:2.42-1")
     alertmanager: str = Field("llmrack/alertmanager:0.25-1")
     node_exporter: str = Field("llmrack/node-exporter:1.5-1")
-    nginx_exporter: str = Field("llmrack/nginx-exporter:0.10-1")
+    nginx_exporter: str = Field("llmrack/nginx-exporter:0.11-1")
     postgres_exporter: str = Field("llmrack/postgres-exporter:0.11-1")
     relay: str = Field("llmrack/alert-relay:1", description="WeCom/DingTalk robot relay (Python stdlib).")
     grafana: str = Field("grafana/grafana-oss:11.6.3", description="Not in Debian: comes from the offline bundle.")

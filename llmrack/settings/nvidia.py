@@ -11,12 +11,22 @@ from llmrack.settings._model import Settings
 
 class CudaSettings(Settings):
     enabled: bool = Field(False, description="Install the CUDA toolkit on the host (containers carry CUDA).")
-    version: str = Field("12.4", description="CUDA toolkit version to pin.")
+    version: str = Field("12.4", pattern=r"^\d+\.\d+$", description="CUDA toolkit version to pin (major.minor).")
+    source: Literal["nvidia", "distro"] = Field(
+        "nvidia", description="NVIDIA's CUDA apt repository (cuda-toolkit-X-Y), or the distro's nvidia-cuda-toolkit."
+    )
+    apt_mirror: str = Field(
+        "", description="Mirror of developer.download.nvidia.com/compute/cuda/repos (same layout below it)."
+    )
 
 
 class ContainerToolkitSettings(Settings):
     version: str = Field("1.17.8", description="nvidia-container-toolkit version to pin.")
     apt_mirror: str = Field("", description="Mirror of nvidia.github.io/libnvidia-container.")
+    check_image: str = Field(
+        "nvidia/cuda:12.4.1-base-ubuntu22.04",
+        description="Image used for the final `docker run --gpus all ... nvidia-smi -L` check; empty skips it.",
+    )
 
 
 class NvidiaSettings(Settings):
@@ -26,5 +36,9 @@ class NvidiaSettings(Settings):
     secure_boot: Literal["stop", "signed"] = Field(
         "stop", description="With Secure Boot on: stop with a message, or use signed prebuilt module packages."
     )
+    reboot: bool = Field(
+        True, description="Reboot when the nvidia kernel module changed; off: the deploy stops and asks for one."
+    )
+    hold_packages: bool = Field(True, description="apt-mark hold the driver and kernel packages.")
     cuda: CudaSettings = CudaSettings()
     container_toolkit: ContainerToolkitSettings = ContainerToolkitSettings()
