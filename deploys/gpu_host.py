@@ -1,0 +1,42 @@
+"""GPU host: preflight -> NVIDIA driver -> (CUDA) -> container toolkit -> Docker with the nvidia runtime -> check.
+
+    pyinfra inventories/office.py deploys/gpu_host.py
+
+The container toolkit is installed before docker_engine registers the nvidia runtime in daemon.json, so
+dockerd finds nvidia-container-runtime the first time it starts with it. A host that fails preflight gets
+no further operations (nothing on it is changed); the other hosts go on.
+"""
+
+from pyinfra import host, logger
+
+from llmrack.config import spec_for_pyinfra_host
+from roles.container_toolkit import container_toolkit, docker_gpu_check
+from roles.cuda import cuda
+from roles.nvidia_driver import nvidia_driver
+from roles.preflight import preflight
+
+try:  # written by the docker_engine role's owner; the only writer of /etc/docker/daemon.json
+    from roles.docker_engine import docker_engine
+except ImportError:  # pragma: no cover - until that role exists
+    docker_engine = None
+
+spec = spec_for_pyinfra_host(host)
+profile = spec.profile
+planned_tp = max([m.tensor_parallel_size or 1 for m in profile.stack.models] or [1])
+data_path = spec.data_disk.mount if spec.data_disk else "/"
+
+problems = preflight(profile.hardware, profile.nvidia, tier=spec.tier, planned_tp=planned_tp, data_path=data_path)
+gpu_host = profile.nvidia.enabled and profile.hardware.gpu.count > 0
+
+if not problems and gpu_host:
+    plan = nvidia_driver(profile.nvidia, apt_mirror=profile.base.apt.mirror)
+    if plan.action != "stop":
+        cuda(profile.nvidia.cuda)
+        changed = container_toolkit(profile.nvidia.container_toolkit)
+        if docker_engine is not None:
+            docker_engine(profile.docker, nvidia_runtime=True)
+        else:
+            logger.warning(f"{host.print_prefix}roles.docker_engine is not available: Docker not managed")
+        docker_gpu_check(profile.nvidia.container_toolkit, after=changed)
+elif not problems:
+    logger.info(f"{host.print_prefix}tier {spec.tier!r} has no GPUs: nothing for the GPU roles to do")
