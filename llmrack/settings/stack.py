@@ -70,7 +70,9 @@ class VllmSettings(Settings):
     image: str = Field("vllm/vllm-openai:v0.11.0", description="vLLM server image, pinned by version.")
     gpu_memory_utilization: float = Field(0.90, gt=0.1, le=0.98)
     cpu_kv_cache_gib: int = Field(1, ge=1, description="KV cache in GiB on CPU-only hosts.")
-    hf_endpoint: str = Field("", description="Hugging Face mirror, e.g. https://hf-mirror.com.")
+    hf_endpoint: str = Field(
+        "", description="Hugging Face mirror for weight downloads, e.g. https://hf-mirror.com (servers run offline)."
+    )
     modelscope_pip_index: str = Field(
         "https://mirrors.aliyun.com/pypi/simple/", description="PyPI index the modelscope one-shot download uses."
     )
@@ -85,9 +87,6 @@ class VllmSettings(Settings):
     )
     shm_size: str = Field("16gb", description="Shared memory of the vLLM containers (NCCL, workers).")
     start_period_s: int = Field(900, ge=10, description="Healthcheck grace period while weights load.")
-    offline: bool = Field(
-        False, description="HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE in the servers (always on for local/bundle models)."
-    )
     env: dict[str, str] = Field({}, description="Extra environment of every vLLM container.")
 
     @field_validator("shm_size")

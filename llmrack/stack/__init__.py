@@ -1,0 +1,1 @@
+"""The serving stack: compose model and builder, gateway configuration, secrets, smoke checks."""

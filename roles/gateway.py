@@ -1,0 +1,108 @@
+"""The Nginx gateway of the compose stack: configuration, API keys, TLS; checked before it goes live.
+
+Files are staged in ``<stack>/gateway.new/``; when the live directory differs from what the settings
+render, ``nginx -t`` runs inside the gateway image on the staged files (with the live TLS files), the staged
+files replace the live ones and a running gateway is reloaded (``nginx -s reload``, no restart). The TLS
+certificate is the user's (uploaded) or a self-signed one generated on the host once: a present
+certificate is never regenerated.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import shlex
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.facts.files import File, Sha256File
+from pyinfra.operations import files, server
+from pyinfra.operations.util import any_changed
+
+from llmrack.settings.stack import StackSettings
+from llmrack.stack import compose as c
+from llmrack.stack import nginx as n
+from llmrack.stack.secrets import StackSecrets
+from roles.base import put_text
+from roles.llm_stack import sha256_text
+
+# file name -> mode (nginx's master process reads them as root; the key map and backend key stay private)
+MODES = {"nginx.conf": "644", "api_keys.map": "640", "backend_auth.conf": "640"}
+
+
+def self_signed_command(tls_dir: str, common_name: str, address: str, days: int) -> str:
+    """openssl command writing tls/server.key (0600) and tls/server.crt for ``common_name``/``address``."""
+    sans = ["DNS:localhost", "IP:127.0.0.1"]
+    for name in dict.fromkeys([common_name, address]):
+        if not name:
+            continue
+        try:
+            ipaddress.ip_address(name)
+            sans.insert(0, f"IP:{name}")
+        except ValueError:
+            sans.insert(0, f"DNS:{name}")
+    d = shlex.quote(tls_dir)
+    return (
+        f"umask 077 && openssl req -x509 -newkey rsa:2048 -sha256 -nodes -days {days} "
+        f"-subj {shlex.quote('/CN=' + (common_name or address or 'llmrack'))} "
+        f"-addext {shlex.quote('subjectAltName=' + ','.join(dict.fromkeys(sans)))} "
+        f"-keyout {d}/server.key.tmp -out {d}/server.crt.tmp "
+        f"&& chmod 0600 {d}/server.key.tmp && chmod 0644 {d}/server.crt.tmp "
+        f"&& mv {d}/server.key.tmp {d}/server.key && mv {d}/server.crt.tmp {d}/server.crt"
+    )
+
+
+def check_command(stack: StackSettings, staging: str, tls: str) -> str:
+    """``nginx -t`` on the staged configuration inside the gateway image (no network needed by nginx)."""
+    image = shlex.quote(c.image_name(stack, stack.gateway.image))
+    return (
+        f"docker run --rm --pull never --network host -v {shlex.quote(staging)}:{c.GATEWAY_CONF_DIR}:ro "
+        f"-v {shlex.quote(tls)}:{c.GATEWAY_TLS_DIR}:ro --entrypoint nginx {image} "
+        f"-t -q -c {c.GATEWAY_CONF_DIR}/nginx.conf"
+    )
+
+
+@deploy("Gateway")
+def gateway(stack: StackSettings, *, context: n.GatewayContext, secrets: StackSecrets, address: str) -> list:
+    """Write, check and activate the gateway's configuration; returns the operations that changed TLS."""
+    paths = c.StackPaths.of(stack)
+    staging, live, tls = paths.gateway_staging_dir, paths.gateway_dir, paths.tls_dir
+    for d, mode in ((staging, "750"), (live, "750"), (tls, "750")):
+        files.directory(name=f"Create {d}", path=d, mode=mode)
+
+    # ---- TLS
+    t = stack.gateway.tls
+    tls_ops = []
+    if t.mode == "provided":
+        tls_ops.append(files.put(name=f"Upload the TLS certificate {t.cert_file}", src=t.cert_file,
+                                 dest=f"{tls}/server.crt", mode="644"))
+        tls_ops.append(files.put(name="Upload the TLS private key", src=t.key_file, dest=f"{tls}/server.key",
+                                 mode="600"))
+    elif host.get_fact(File, path=f"{tls}/server.crt") is None or host.get_fact(File, path=f"{tls}/server.key") is None:
+        tls_ops.append(server.shell(
+            name="Generate a self-signed TLS certificate for the gateway",
+            commands=[self_signed_command(tls, t.common_name, address, t.days)],
+        ))
+
+    # ---- configuration: stage, check, promote, reload
+    desired = n.gateway_files(context, secrets.api_keys, secrets.backend_api_key)
+    for name, text in desired.items():
+        put_text(f"Stage gateway.new/{name}", text, f"{staging}/{name}", mode=MODES[name])
+    stale = [name for name, text in desired.items()
+             if host.get_fact(Sha256File, path=f"{live}/{name}") != sha256_text(text)]
+    d = shlex.quote(paths.directory)
+    reload_gateway = (
+        f"cd {d} && if docker compose --project-name {stack.project_name} ps --status running -q gateway "
+        f"2>/dev/null | grep -q .; then docker compose --project-name {stack.project_name} exec -T gateway "
+        f"nginx -s reload; fi"
+    )
+    if stale:
+        copy = " && ".join(f"cp -p {shlex.quote(staging + '/' + f)} {shlex.quote(live + '/' + f)}" for f in stale)
+        server.shell(
+            name=f"Check the gateway configuration with nginx -t, make it live ({', '.join(stale)}), reload",
+            commands=[f"{check_command(stack, staging, tls)} && {copy}", reload_gateway],
+        )
+    elif tls_ops:
+        server.shell(name="Reload the gateway after its TLS files changed", commands=[reload_gateway],
+                     _if=any_changed(*tls_ops))
+    return tls_ops
+

@@ -1,0 +1,107 @@
+"""The serving stack on a sandbox host, through the offline bundle path: converge -> converge again
+(0 changes) -> smoke through the gateway -> 401 / 429 / streaming -> backend ports closed from outside.
+
+Needs the stack images built locally (``llmrack.images.build_images()``) and the tiny model; the bundle is
+built into the sandbox's temporary directory. Verification talks HTTP to the host's published gateway
+port and SQL through an SSH tunnel; it never calls the deploy code.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from harness import PROJECT, SANDBOX_INVENTORY, assert_converged, assert_no_changes, run_pyinfra, sandbox_env
+
+from llmrack.images import IMAGES, image_id
+from llmrack.stack.smoke import request, run_smoke, stream_events
+
+SANDBOX_HOSTS = 2
+STACK = PROJECT / "deploys" / "stack.py"
+FULL = PROJECT / "deploys" / "full_stack.py"
+NEEDED = ["vllm-cpu", "nginx", "pgvector", "embed"]
+
+pytestmark = pytest.mark.skipif(any(image_id(IMAGES[n].ref) is None for n in NEEDED),
+                                reason="stack images not built (llmrack.images.build_images())")
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    from llmrack.bundle import build_bundle, fetch_compose_deb
+    from llmrack.images import cache_dir
+    from llmrack.tinymodel import build_tiny_model
+
+    out = tmp_path_factory.mktemp("bundle")
+    model = build_tiny_model(cache_dir() / "models" / "llmrack-tiny")
+    deb = fetch_compose_deb(cache_dir() / "debs")
+    build_bundle(out, images=NEEDED, model_dirs={"llmrack-tiny": model}, debs=[deb])
+    return out
+
+
+@pytest.fixture(scope="module")
+def deployed(sandbox_state, bundle):
+    env = {**sandbox_env(sandbox_state), "LLMRACK_BUNDLE": str(bundle)}
+    assert_converged(run_pyinfra(SANDBOX_INVENTORY, FULL, env=env, extra_args=["--limit", "host1"]))
+    first = run_pyinfra(SANDBOX_INVENTORY, STACK, env=env, extra_args=["--limit", "host1"], timeout=900)
+    assert_converged(first)
+    second = run_pyinfra(SANDBOX_INVENTORY, STACK, env=env, extra_args=["--limit", "host1"])
+    return {"state": sandbox_state, "first": first, "second": second}
+
+
+def keys() -> dict[str, str]:
+    return json.loads((PROJECT / ".llmrack/secrets/host1/api_keys.json").read_text())
+
+
+def base_url(state) -> str:
+    return f"https://{state.host('host1').address}:8443"
+
+
+def test_second_converge_changes_nothing(deployed) -> None:
+    assert_no_changes(deployed["second"])
+    assert deployed["second"].wall_s < 60
+
+
+def test_smoke_passes(deployed) -> None:
+    results = run_smoke(base_url(deployed["state"]), keys()["default"], model="llmrack-tiny")
+    assert all(r.ok for r in results), [r.line() for r in results]
+
+
+def test_no_key_is_401_and_over_the_limit_is_429(deployed) -> None:
+    base = base_url(deployed["state"])
+    assert request("GET", f"{base}/v1/models")[0] == 401
+    key = keys()["tests"]
+
+    def one(_: int) -> int:
+        return request("POST", f"{base}/v1/embeddings", api_key=key, body={"input": "x"})[0]
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(one, range(60)))
+    assert 429 in statuses and 200 in statuses
+
+
+def test_stream_first_byte_before_the_end(deployed) -> None:
+    time.sleep(2)
+    t = [ts for ts, _ in stream_events(f"{base_url(deployed['state'])}/v1/completions",
+                                       {"model": "llmrack-tiny", "prompt": "x", "max_tokens": 64,
+                                        "ignore_eos": True}, api_key=keys()["default"])]
+    assert len(t) > 10 and t[0] < t[-1]
+
+
+@pytest.mark.parametrize("port", [8000, 5432, 8080])
+def test_backend_ports_are_closed_from_outside(deployed, port: int) -> None:
+    state = deployed["state"]
+    addr = state.host("host1").address
+    with socket.socket() as s:  # from this machine, to the host's address
+        s.settimeout(3)
+        assert s.connect_ex((addr, port)) != 0
+    # from the other sandbox host
+    other = state.host("host2")
+    proc = subprocess.run(["ssh", "-F", state.ssh_config, other.name,
+                           f"timeout 3 bash -c 'exec 3<>/dev/tcp/{addr}/{port}' && echo open || echo closed"],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.stdout.strip().endswith("closed"), proc.stdout + proc.stderr
