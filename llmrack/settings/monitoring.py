@@ -71,7 +71,7 @@ class AlertmanagerSettings(Settings):
     dingtalk_robots: list[str] = Field(
         [], description="Names of DingTalk (钉钉) group robots; access tokens/secrets live in the secrets file."
     )
-    critical_to_all: bool = Field(True, description="Critical alerts go to every receiver, warnings skip mail.")
+    warning_email: bool = Field(False, description="Mail warnings too (critical alerts go to every channel).")
     group_wait: str = Field("30s")
     group_interval: str = Field("5m")
     repeat_interval: str = Field("4h")

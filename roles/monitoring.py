@@ -1,0 +1,131 @@
+"""Monitoring: Prometheus, Alertmanager, exporters (and Grafana) as the compose project ``llmrack-monitoring``.
+
+Configuration files are staged in ``<directory>/staging/``; files whose live copy differs are checked with the
+real tools inside the images that will read them (``promtool check config`` — which also checks the rule
+files —, ``amtool check-config``), copied live, and only then is the running service reloaded over HTTP
+(``/-/reload``, Prometheus runs with ``--web.enable-lifecycle``). The compose file is checked with
+``docker compose config`` before ``up``; ``up`` runs only when it changed or a service is not running.
+Images are never pulled: the offline bundle loaded them.
+"""
+
+from __future__ import annotations
+
+import shlex
+from io import StringIO
+
+from pyinfra import host as pyinfra_host
+from pyinfra.api import FactBase, deploy
+from pyinfra.facts.files import Sha256File
+from pyinfra.operations import files, server
+
+from llmrack.config import HostSpec, Inventory
+from llmrack.monitoring.images import MONITORING_UID
+from llmrack.monitoring.prometheus import ScrapePorts
+from llmrack.monitoring.render import PROJECT, HostFile, compose_model, host_files, is_monitoring_host
+from llmrack.monitoring.secrets import MonitoringSecrets
+from llmrack.settings.monitoring import MonitoringSettings
+from roles.llm_stack import sha256_text
+
+
+class RunningServices(FactBase):
+    """Names of the running services of a compose project (empty when none or no compose)."""
+
+    def command(self, directory: str, project: str) -> str:
+        return (f"cd {shlex.quote(directory)} 2>/dev/null && docker compose --project-name {shlex.quote(project)} "
+                "ps --status running --services 2>/dev/null || true")
+
+    def process(self, output: list[str]) -> list[str]:
+        return sorted(line.strip() for line in output if line.strip())
+
+
+def _check_commands(directory: str, settings: MonitoringSettings, stale: list[str]) -> list[str]:
+    staging = shlex.quote(f"{directory}/staging")
+    img = settings.images
+    cmds = []
+    if any(p.startswith("prometheus/") for p in stale):
+        cmds.append(f"docker run --rm --pull never --network none -v {staging}/prometheus:/etc/prometheus:ro "
+                    f"--entrypoint promtool {shlex.quote(img.prometheus)} check config /etc/prometheus/prometheus.yml")
+    if any(p.startswith("alertmanager/") for p in stale):
+        cmds.append(f"docker run --rm --pull never --network none -v {staging}/alertmanager:/etc/alertmanager:ro "
+                    f"--entrypoint amtool {shlex.quote(img.alertmanager)} check-config "
+                    "/etc/alertmanager/alertmanager.yml")
+    return cmds
+
+
+def _reload(settings: MonitoringSettings, ports: ScrapePorts, service: str, port: int) -> str:
+    """POST /-/reload when the service runs (a stopped one reads the new files when it starts)."""
+    url = f"http://{settings.bind_address}:{port}/-/reload"
+    return (f"if docker compose --project-name {PROJECT} ps --status running -q {service} 2>/dev/null | grep -q .; "
+            f"then curl -fsS -X POST --retry 3 --retry-connrefused {shlex.quote(url)}; fi")
+
+
+@deploy("Monitoring")
+def monitoring(
+    settings: MonitoringSettings, *, inventory: Inventory, host: HostSpec, secrets: MonitoringSecrets,
+    ports: ScrapePorts | None = None,
+) -> None:
+    """Write, check and activate the monitoring stack of one host (exporters everywhere, Prometheus and
+    Alertmanager on the monitoring host). ``settings`` is ``host.profile.monitoring``."""
+    if not settings.enabled:
+        return
+    if settings != host.profile.monitoring:
+        host = host.model_copy(update={"profile": host.profile.model_copy(update={"monitoring": settings})})
+    ports = ports or ScrapePorts()
+    d = settings.directory
+    owner = str(MONITORING_UID)
+    desired = [f for f in host_files(inventory, host, secrets, ports=ports) if f.path != "compose.yaml"]
+    dirs = sorted({f"{d}/staging/{f.path.rsplit('/', 1)[0]}" for f in desired if "/" in f.path}
+                  | {f"{d}/{f.path.rsplit('/', 1)[0]}" for f in desired if "/" in f.path})
+    files.directory(name=f"Create {d}", path=d, mode="755")
+    files.directory(name=f"Create {d}/staging", path=f"{d}/staging", mode="750")
+    for path in dirs:
+        secret_dir = path.endswith("/secrets")
+        files.directory(name=f"Create {path}", path=path, mode="750" if secret_dir else "755",
+                        group=owner if secret_dir else None)
+
+    def put(f: HostFile, dest: str, what: str):
+        return files.put(name=f"{what} {dest}", src=StringIO(f.content), dest=dest,
+                         mode="640" if f.secret else "644", group=owner if f.secret else None)
+
+    for f in desired:
+        put(f, f"{d}/staging/{f.path}", "Stage")
+    stale = [f.path for f in desired
+             if pyinfra_host.get_fact(Sha256File, path=f"{d}/{f.path}") != sha256_text(f.content)]
+    if stale:
+        copy = " && ".join(f"cp -p {shlex.quote(f'{d}/staging/{p}')} {shlex.quote(f'{d}/{p}')}" for p in stale)
+        checks = _check_commands(d, settings, stale)
+        server.shell(
+            name=f"Check the monitoring configuration (promtool/amtool) and make it live ({', '.join(stale)})",
+            commands=[" && ".join([*checks, copy])],
+        )
+
+    # ---- compose project
+    compose = host_files(inventory, host, secrets, ports=ports)[0]
+    compose_changed = pyinfra_host.get_fact(Sha256File, path=f"{d}/compose.yaml") != sha256_text(compose.content)
+    files.put(name=f"Write {d}/compose.yaml", src=StringIO(compose.content),
+                            dest=f"{d}/compose.yaml.new", mode="644")
+    if compose_changed:
+        server.shell(
+            name=f"Check {d}/compose.yaml with docker compose config and make it live",
+            commands=[f"cd {shlex.quote(d)} && docker compose -f compose.yaml.new config -q && "
+                      "cp -p compose.yaml.new compose.yaml"],
+        )
+    wanted = sorted(compose_model(inventory, host, ports=ports).services)
+    running = pyinfra_host.get_fact(RunningServices, directory=d, project=PROJECT)
+    if compose_changed or running != wanted:
+        server.shell(
+            name=f"Start the compose project {PROJECT} ({', '.join(wanted)})",
+            commands=[f"cd {shlex.quote(d)} && docker compose --project-name {PROJECT} up -d --remove-orphans "
+                      ""],
+        )
+    elif is_monitoring_host(host):
+        if any(p.startswith("prometheus/") for p in stale):
+            server.shell(name="Reload Prometheus after its configuration changed",
+                         commands=[_reload(settings, ports, "prometheus", ports.prometheus)])
+        if any(p.startswith("alertmanager/") for p in stale):
+            server.shell(name="Reload Alertmanager after its configuration changed",
+                         commands=[_reload(settings, ports, "alertmanager", ports.alertmanager)])
+        if any(p.startswith(("grafana/", "secrets/")) for p in stale):
+            server.shell(name="Restart Grafana and the alert relay after their files changed",
+                         commands=[f"cd {shlex.quote(d)} && docker compose --project-name {PROJECT} restart "
+                                   "grafana alert-relay 2>/dev/null || true"])
