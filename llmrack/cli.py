@@ -445,11 +445,11 @@ def smoke(
         results = smoke_mod.smoke_inventory(inv, log=err.print)
     except LlmrackError as exc:
         raise fail(exc) from None
-    ok = True
     for r in results:
-        ok &= r.ok
-        out.print(f"{'PASS' if r.ok else 'FAIL'} {r.host} {r.name}: {r.detail}", highlight=False)
-    raise typer.Exit(0 if ok else 1)
+        out.print(r.line(), highlight=False, soft_wrap=True)
+    if not results:
+        raise fail(LlmrackError("no host with the gateway role", source=str(inventory), field="roles"))
+    raise typer.Exit(0 if all(r.ok for r in results) else 1)
 
 
 @bundle_app.command("build")

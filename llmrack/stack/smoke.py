@@ -218,3 +218,69 @@ def rag_round_trip(embed_base: str, pg_dsn: str, *, api_key: str | None, verify_
     if best != 2:
         raise AssertionError(f"nearest document is {best} ({_DOCS[best]!r}), expected 2")
     return f"{dims}-dim embeddings, nearest doc 2 at cosine distance {float(distance):.3f}"
+
+
+# --------------------------------------------------------------------------------------------- per inventory
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ssh_tunnel_command(connector: dict[str, Any], local_port: int, target: str, target_port: int) -> list[str]:
+    """An ``ssh -N -L`` command to reach a backend on a host's internal network, from its connector data."""
+    cmd = ["ssh", "-N", "-o", "BatchMode=yes", "-o", "ExitOnForwardFailure=yes",
+           "-L", f"127.0.0.1:{local_port}:{target}:{target_port}"]
+    if connector.get("ssh_port"):
+        cmd += ["-p", str(connector["ssh_port"])]
+    if connector.get("ssh_key"):
+        cmd += ["-i", str(connector["ssh_key"])]
+    if str(connector.get("ssh_strict_host_key_checking", "")).lower() == "no":
+        cmd += ["-o", "StrictHostKeyChecking=no"]
+    if connector.get("ssh_known_hosts_file"):
+        cmd += ["-o", f"UserKnownHostsFile={connector['ssh_known_hosts_file']}"]
+    user = connector.get("ssh_user")
+    host = str(connector.get("ssh_hostname") or "")
+    cmd.append(f"{user}@{host}" if user else host)
+    return cmd
+
+
+def smoke_inventory(inventory: Any, *, log: Callable[[str], Any] = print) -> list[CheckResult]:
+    """Smoke-test every gateway host of an inventory; each result's name is prefixed with the host."""
+    import subprocess
+    import time
+    from pathlib import Path
+
+    from llmrack.stack.compose import backend_address
+    from llmrack.stack.secrets import stack_secrets
+
+    results: list[CheckResult] = []
+    for spec in inventory.by_role("gateway"):
+        stack = spec.profile.stack
+        secrets = stack_secrets(Path(inventory.project_dir), spec.name, list(stack.gateway.api_clients))
+        base = f"https://{spec.address}:{stack.gateway.https_port}"
+        model = stack.models[0].served_name or stack.models[0].name
+        tunnel = None
+        pg_dsn = None
+        try:
+            if stack.vector_store.kind == "pgvector" and spec.connector.get("ssh_hostname"):
+                port = _free_port()
+                tunnel = subprocess.Popen(
+                    ssh_tunnel_command(spec.connector, port, backend_address(stack, "vector"), 5432),
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                )
+                time.sleep(1.5)
+                pg = stack.vector_store.pgvector
+                pg_dsn = f"postgresql://{pg.user}:{secrets.postgres_password}@127.0.0.1:{port}/{pg.database}"
+            log(f"smoke {spec.name}: {base}")
+            for r in run_smoke(base, secrets.api_keys[stack.gateway.api_clients[0]], model=model, pg_dsn=pg_dsn):
+                results.append(CheckResult(f"{spec.name} {r.name}", r.ok, r.detail, r.seconds))
+        finally:
+            if tunnel is not None:
+                tunnel.terminate()
+                tunnel.wait(timeout=10)
+    return results

@@ -1,0 +1,78 @@
+"""Converge time of deploys/full_stack.py on sandbox hosts: first run and no-op re-run, for 1 and 3 hosts.
+
+    .venv/bin/python bench/converge.py [--hosts 1 3] [--json bench/results/converge.json]
+
+Each size gets a fresh sandbox (removed afterwards). Prints a table and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT / "tests" / "integration"))
+
+from harness import SANDBOX_INVENTORY, Sandbox, run_pyinfra, sandbox_env  # noqa: E402
+
+from llmrack import sandbox  # noqa: E402
+
+
+def measure(n_hosts: int, deploy: Path) -> dict:
+    with tempfile.TemporaryDirectory(prefix="llmrack-bench-") as tmp:
+        t0 = time.monotonic()
+        with Sandbox(n_hosts, Path(tmp), prefix=f"llmrack-bench-{os.getpid()}-{n_hosts}-") as state:
+            up_s = time.monotonic() - t0
+            env = sandbox_env(state)
+            first = run_pyinfra(SANDBOX_INVENTORY, deploy, env=env)
+            second = run_pyinfra(SANDBOX_INVENTORY, deploy, env=env)
+    return {
+        "hosts": n_hosts,
+        "sandbox_up_s": round(up_s, 1),
+        "first_converge_s": round(first.wall_s, 1),
+        "first_changes": first.changes(),
+        "first_ok": first.ok,
+        "noop_rerun_s": round(second.wall_s, 1),
+        "noop_changes": second.changes(),
+        "noop_ok": second.ok,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", type=int, nargs="+", default=[1, 3])
+    parser.add_argument("--deploy", default=str(PROJECT / "deploys" / "full_stack.py"))
+    parser.add_argument("--json", dest="json_path", default=str(PROJECT / "bench" / "results" / "converge.json"))
+    args = parser.parse_args()
+
+    sandbox.ensure_engine()
+    sandbox.build_host_image()
+    rows = [measure(n, Path(args.deploy)) for n in args.hosts]
+
+    header = (f"{'hosts':>5} | {'up s':>6} | {'first converge s':>16} | {'changes':>7} | "
+              f"{'no-op re-run s':>14} | changes")
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        print(f"{r['hosts']:>5} | {r['sandbox_up_s']:>6} | {r['first_converge_s']:>16} | {r['first_changes']:>7} | "
+              f"{r['noop_rerun_s']:>14} | {r['noop_changes']}")
+    out = Path(args.json_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "deploy": str(Path(args.deploy).relative_to(PROJECT)) if Path(args.deploy).is_absolute() else args.deploy,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "results": rows,
+    }
+    out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    print(f"written {out}")
+    return 0 if all(r["first_ok"] and r["noop_ok"] and r["noop_changes"] == 0 for r in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

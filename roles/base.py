@@ -1,0 +1,207 @@
+"""Base system: apt sources, essential packages, time, hostname and /etc/hosts, kernel and limits tuning,
+journald, data disk.
+
+Every step compares with the host first (pyinfra facts, or files compared by checksum), so a second run
+changes nothing. Services restart only when their configuration changed.
+"""
+
+from __future__ import annotations
+
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.facts.files import FileContents
+from pyinfra.facts.server import Hostname, LinuxDistribution
+from pyinfra.operations import apt, files, server, systemd
+
+from llmrack.config import DataDisk
+from llmrack.facts_base import MaxOpenFilesCeiling
+from llmrack.settings.base import BaseSettings
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+HOSTS_BEGIN = "# BEGIN llmrack hosts"
+HOSTS_END = "# END llmrack hosts"
+APT_CACHE_MAX_AGE_S = 24 * 3600
+APT_RETRIES = {"_retries": 3, "_retry_delay": 10}  # unattended-upgrades may hold the apt lock
+
+DISTRIBUTIONS: dict[str, dict[str, Any]] = {
+    "ubuntu": {
+        "components": ["main", "restricted", "universe", "multiverse"],
+        "keyring": "/usr/share/keyrings/ubuntu-archive-keyring.gpg",
+    },
+    "debian": {
+        "components": ["main", "contrib", "non-free", "non-free-firmware"],
+        "keyring": "/usr/share/keyrings/debian-archive-keyring.gpg",
+    },
+}
+
+
+def render_template(role: str, dest: str, **data: Any) -> str:
+    """Render templates/<role>/<dest>.j2 (line formats only; loops and simple ifs)."""
+    env = Environment(
+        loader=FileSystemLoader(str(TEMPLATES / role)), undefined=StrictUndefined,
+        keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, autoescape=False,
+    )
+    return env.get_template(dest.lstrip("/") + ".j2").render(**data)
+
+
+def put_text(name: str, text: str, dest: str, mode: str = "644", **kwargs: Any):
+    """Write ``text`` to ``dest`` (a no-op when the host's file already has these bytes)."""
+    return files.put(name=name, src=StringIO(text), dest=dest, mode=mode, **kwargs)
+
+
+def distribution_id(distro: dict[str, Any]) -> str:
+    meta = distro.get("release_meta") or {}
+    return str(meta.get("ID") or distro.get("name") or "").lower()
+
+
+def distribution_codename(distro: dict[str, Any]) -> str:
+    meta = distro.get("release_meta") or {}
+    return str(meta.get("VERSION_CODENAME") or meta.get("CODENAME") or "")
+
+
+def apt_sources(distro_id: str, codename: str, mirror: str) -> str:
+    """The deb822 sources of the distribution from ``mirror`` (security from the mirror's -security tree
+    on Debian, from the mirror itself on Ubuntu)."""
+    info = DISTRIBUTIONS[distro_id]
+    base = mirror.rstrip("/")
+    if distro_id == "ubuntu":
+        stanzas = [{"uri": base, "suites": [codename, f"{codename}-updates", f"{codename}-backports",
+                                            f"{codename}-security"]}]
+    else:
+        stanzas = [{"uri": base, "suites": [codename, f"{codename}-updates"]},
+                   {"uri": f"{base}-security", "suites": [f"{codename}-security"]}]
+    return render_template("base", "/etc/apt/sources.list.d/distribution.sources", distro=distro_id,
+                           mirror=base, stanzas=stanzas, components=info["components"], keyring=info["keyring"])
+
+
+def with_hosts_block(current: list[str] | None, hosts: dict[str, str]) -> str:
+    """/etc/hosts content with llmrack's block (one line per host) replacing any previous block."""
+    lines = list(current or [])
+    out: list[str] = []
+    inside = False
+    for line in lines:
+        if line.strip() == HOSTS_BEGIN:
+            inside = True
+            continue
+        if line.strip() == HOSTS_END:
+            inside = False
+            continue
+        if not inside:
+            out.append(line)
+    while out and not out[-1].strip():
+        out.pop()
+    if hosts:
+        block = [HOSTS_BEGIN, *(f"{addr} {name}" for name, addr in sorted(hosts.items())), HOSTS_END]
+        out += ([""] if out else []) + block
+    return "\n".join(out) + "\n" if out else ""
+
+
+@deploy("Base system")
+def base(
+    settings: BaseSettings, *, hostname: str, hosts: dict[str, str], data_disk: DataDisk | None = None,
+) -> None:
+    distro = host.get_fact(LinuxDistribution)
+    distro_id = distribution_id(distro)
+    codename = distribution_codename(distro)
+
+    # ---- apt sources (only with a mirror: otherwise the distribution's own sources stay untouched)
+    source_ops = []
+    if settings.apt.mirror and settings.apt.manage_sources:
+        if distro_id not in DISTRIBUTIONS:
+            raise ValueError(f"apt.mirror is set but {distro_id!r} is neither Debian nor Ubuntu")
+        source_ops.append(put_text(
+            f"Write /etc/apt/sources.list.d/{distro_id}.sources from {settings.apt.mirror}",
+            apt_sources(distro_id, codename, settings.apt.mirror),
+            f"/etc/apt/sources.list.d/{distro_id}.sources",
+        ))
+        source_ops.append(put_text(
+            "Empty /etc/apt/sources.list (sources are deb822 files)",
+            "# managed by llmrack: sources are in /etc/apt/sources.list.d/*.sources\n",
+            "/etc/apt/sources.list",
+        ))
+    if source_ops:
+        apt.update(name="Update the apt cache after the sources changed",
+                   _if=lambda: any(op.did_change() for op in source_ops), **APT_RETRIES)
+    apt.update(name="Update the apt cache when older than a day", cache_time=APT_CACHE_MAX_AGE_S, **APT_RETRIES)
+
+    # ---- chrony's configuration first, so its first start already has the right sources and policy
+    chrony_conf = put_text(
+        "Write /etc/chrony/chrony.conf",
+        render_template("base", "/etc/chrony/chrony.conf", servers=settings.time.ntp_servers,
+                        control_clock=settings.time.control_clock),
+        "/etc/chrony/chrony.conf",
+    )
+    chrony_default = put_text(
+        "Write /etc/default/chrony",
+        render_template("base", "/etc/default/chrony", control_clock=settings.time.control_clock),
+        "/etc/default/chrony",
+    )
+
+    packages = sorted({*settings.packages, "tzdata", "chrony"})
+    apt.packages(name="Install the essential packages", packages=packages, no_recommends=True, **APT_RETRIES)
+
+    systemd.service(name="Start and enable chrony", service="chrony", running=True, enabled=True)
+    systemd.service(name="Restart chrony after its configuration changed", service="chrony", restarted=True,
+                    _if=lambda: chrony_conf.did_change() or chrony_default.did_change())
+
+    # ---- time zone (files only: timedatectl would also set the kernel's time zone)
+    files.link(name=f"Link /etc/localtime to {settings.time.timezone}", path="/etc/localtime",
+               target=f"/usr/share/zoneinfo/{settings.time.timezone}")
+    put_text("Write /etc/timezone", f"{settings.time.timezone}\n", "/etc/timezone")
+
+    # ---- hostname and /etc/hosts (put, not mv: in containers both files are bind mounts)
+    put_text("Write /etc/hostname", f"{hostname}\n", "/etc/hostname")
+    if host.get_fact(Hostname) != hostname:
+        server.shell(name=f"Set the running hostname to {hostname}",
+                     commands=[f"hostname {hostname}"], _ignore_errors=True)
+    current_hosts = host.get_fact(FileContents, path="/etc/hosts")
+    put_text("Write the llmrack hosts block of /etc/hosts", with_hosts_block(current_hosts, hosts),
+             "/etc/hosts")
+
+    # ---- kernel settings, limits, journald
+    # a limit above PID 1's hard limit would make every unit (and PAM logins) fail to start: cap it there
+    ceiling = host.get_fact(MaxOpenFilesCeiling)
+    nofile = min(settings.nofile_limit, ceiling) if ceiling else settings.nofile_limit
+    sysctl_file = put_text(
+        "Write /etc/sysctl.d/60-llmrack.conf",
+        render_template("base", "/etc/sysctl.d/60-llmrack.conf", sysctl=sorted(settings.sysctl.items())),
+        "/etc/sysctl.d/60-llmrack.conf",
+    )
+    if settings.apply_sysctl:
+        server.shell(name="Apply /etc/sysctl.d/60-llmrack.conf", commands=["sysctl -p /etc/sysctl.d/60-llmrack.conf"],
+                     _if=sysctl_file.did_change)
+    put_text(
+        "Write /etc/security/limits.d/60-llmrack.conf",
+        render_template("base", "/etc/security/limits.d/60-llmrack.conf", nofile=nofile),
+        "/etc/security/limits.d/60-llmrack.conf",
+    )
+    manager_limits = put_text(
+        "Write /etc/systemd/system.conf.d/60-llmrack.conf",
+        render_template("base", "/etc/systemd/system.conf.d/60-llmrack.conf", nofile=nofile),
+        "/etc/systemd/system.conf.d/60-llmrack.conf",
+    )
+    server.shell(name="Re-execute systemd to load its new default limits", commands=["systemctl daemon-reexec"],
+                 _if=manager_limits.did_change)
+    journald = put_text(
+        "Write /etc/systemd/journald.conf.d/60-llmrack.conf",
+        render_template("base", "/etc/systemd/journald.conf.d/60-llmrack.conf",
+                        max_use=settings.journald_max_use),
+        "/etc/systemd/journald.conf.d/60-llmrack.conf",
+    )
+    systemd.service(name="Restart journald after its configuration changed", service="systemd-journald",
+                    restarted=True, _if=journald.did_change)
+
+    # ---- data disk
+    if data_disk is not None:
+        files.directory(name=f"Create the mount point {data_disk.mount}", path=data_disk.mount)
+        files.line(
+            name=f"Add {data_disk.mount} to /etc/fstab", path="/etc/fstab",
+            line=rf"^\S+\s+{data_disk.mount}\s+",
+            replace=f"{data_disk.device} {data_disk.mount} {data_disk.fstype} {data_disk.options} 0 2",
+        )
+        server.mount(name=f"Mount {data_disk.mount}", path=data_disk.mount, mounted=True)

@@ -1,0 +1,233 @@
+"""base + docker_engine on sandbox hosts: dry run -> converge -> converge again (0 changes) -> verify.
+
+Verification is testinfra over SSH; nothing here calls deploy code. Also: a hand-edited daemon.json is
+converged back with exactly one docker restart, and an unreachable host fails alone, named.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from harness import (
+    PROJECT,
+    SANDBOX_INVENTORY,
+    Sandbox,
+    assert_converged,
+    assert_no_changes,
+    container,
+    run_pyinfra,
+    sandbox_env,
+)
+from harness import testinfra_hosts as ssh_hosts_of
+
+SANDBOX_HOSTS = 1
+FULL_STACK = PROJECT / "deploys" / "full_stack.py"
+BASE_ONLY = PROJECT / "deploys" / "base.py"
+DAEMON_JSON = "/etc/docker/daemon.json"
+# docker compose v2 for the distro engine: Debian trixie's package (depends only on libc6 >= 2.34)
+COMPOSE_DEB_URL = "http://deb.debian.org/debian/pool/main/d/docker-compose/docker-compose_2.26.1-4_amd64.deb"
+UNIT_STARTED = "39f53479d3a045ac8e11786248231fbf"  # journald MESSAGE_ID of "Started <unit>"
+
+
+def compose_deb() -> Path | None:
+    """The compose .deb from the offline bundle (LLMRACK_COMPOSE_DEB) or fetched once from the Debian mirror."""
+    if os.environ.get("LLMRACK_COMPOSE_DEB"):
+        return Path(os.environ["LLMRACK_COMPOSE_DEB"])
+    path = PROJECT / ".llmrack" / "cache" / Path(COMPOSE_DEB_URL).name
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(["curl", "-fsS", "-m", "120", "-o", f"{path}.part", COMPOSE_DEB_URL],
+                              capture_output=True)
+        if done.returncode != 0:
+            return None
+        Path(f"{path}.part").rename(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def env(sandbox_state) -> dict[str, str]:
+    out = sandbox_env(sandbox_state)
+    deb = compose_deb()
+    if deb:
+        out["LLMRACK_COMPOSE_DEB"] = str(deb)
+    return out
+
+
+@pytest.fixture(scope="module")
+def runs(sandbox_state, env, host1) -> SimpleNamespace:
+    dry = run_pyinfra(SANDBOX_INVENTORY, FULL_STACK, dry=True, env=env)
+    docker_after_dry = host1.exists("dockerd")
+    first = run_pyinfra(SANDBOX_INVENTORY, FULL_STACK, env=env)
+    second = run_pyinfra(SANDBOX_INVENTORY, FULL_STACK, env=env)
+    return SimpleNamespace(dry=dry, docker_after_dry=docker_after_dry, first=first, second=second)
+
+
+# ---------------------------------------------------------------------------------------------- sequence
+
+
+def test_dry_run_plans_changes_and_touches_nothing(runs) -> None:
+    assert runs.dry.returncode == 0, runs.dry.stderr[-2000:]
+    assert runs.dry.operations == [], "a dry run has no results"
+    assert runs.dry.planned_changes("host1") >= 10
+    planned = {op["name"] for op in runs.dry.plan if "host1" in op["hosts_with_change"]}
+    assert any("Install the distribution's docker.io" in n for n in planned), planned
+    assert not runs.docker_after_dry, "the dry run installed docker"
+
+
+def test_first_converge_succeeds_with_changes(runs) -> None:
+    assert_converged(runs.first)
+    assert runs.first.changes("host1") >= 10
+    assert any("Write /etc/docker/daemon.json" in n for n in runs.first.changed_ops("host1"))
+
+
+def test_second_converge_changes_nothing(runs) -> None:
+    assert_no_changes(runs.second)
+    assert runs.second.operations and all(op.no_change == ["host1"] for op in runs.second.operations)
+    assert runs.second.wall_s < runs.first.wall_s
+
+
+# ---------------------------------------------------------------------------------------------- verify
+
+
+@pytest.mark.parametrize("package", ["chrony", "tzdata", "jq", "curl", "rsync", "docker.io"])
+def test_packages_installed(runs, host1, package: str) -> None:
+    assert host1.package(package).is_installed
+
+
+def test_chrony_runs_without_sources_or_clock_control(runs, host1) -> None:
+    assert host1.service("chrony").is_running
+    assert host1.service("chrony").is_enabled
+    args = host1.check_output("ps -o args= -C chronyd")
+    assert " -x" in f" {args} ", args
+    conf = host1.file("/etc/chrony/chrony.conf").content_string
+    assert conf.startswith("# managed by llmrack")
+    assert not [ln for ln in conf.splitlines() if ln.split()[:1] in (["server"], ["pool"], ["sourcedir"])]
+    sources = host1.check_output("chronyc -n sources")
+    assert "^" not in sources, f"chrony has time sources: {sources}"
+
+
+def test_sysctl_limits_journald_dropins(runs, host1, sandbox_state) -> None:
+    sysctl = host1.file("/etc/sysctl.d/60-llmrack.conf")
+    assert sysctl.mode == 0o644
+    lines = [ln for ln in sysctl.content_string.splitlines() if not ln.startswith("#")]
+    assert "vm.swappiness = 10" in lines and "net.core.somaxconn = 65535" in lines
+    assert lines == sorted(lines)
+    # 1048576 (the tier) capped at PID 1's hard limit: the container engine's own limit here
+    pid1_hard = int(host1.check_output("awk '/^Max open files/ {print $5}' /proc/1/limits"))
+    expected = str(min(1048576, pid1_hard))
+    limits = host1.file("/etc/security/limits.d/60-llmrack.conf").content_string.split("\n")
+    assert any(ln.split() == ["*", "hard", "nofile", expected] for ln in limits)
+    assert host1.check_output("systemctl show -p DefaultLimitNOFILE --value") == expected
+    fresh = subprocess.run(["ssh", "-F", sandbox_state.ssh_config, "-o", "ControlPath=none", "host1", "ulimit -Hn"],
+                           capture_output=True, text=True, timeout=30)
+    assert fresh.returncode == 0, f"a new SSH login fails with the limits: {fresh.stderr}"
+    assert fresh.stdout.strip() == expected, "pam_limits did not apply the limit to a new session"
+    assert "SystemMaxUse=2G" in host1.file("/etc/systemd/journald.conf.d/60-llmrack.conf").content_string
+
+
+def test_timezone_hostname_and_hosts(runs, host1) -> None:
+    assert host1.file("/etc/localtime").linked_to == "/usr/share/zoneinfo/Asia/Shanghai"
+    assert host1.check_output("date +%Z") == "CST"
+    assert host1.file("/etc/hostname").content_string == "host1\n"
+    assert host1.check_output("hostname") == "host1"
+    hosts = host1.file("/etc/hosts").content_string
+    assert "# BEGIN llmrack hosts" in hosts and hosts.count("# BEGIN llmrack hosts") == 1
+    assert host1.addr("host1").is_resolvable
+
+
+def test_daemon_json_and_docker_service(runs, host1) -> None:
+    f = host1.file(DAEMON_JSON)
+    text = f.content_string
+    cfg = json.loads(text)
+    assert cfg["log-driver"] == "json-file"
+    assert cfg["log-opts"] == {"max-file": "3", "max-size": "100m"}
+    assert cfg["live-restore"] is True
+    assert "runtimes" not in cfg, "no NVIDIA runtime on a CPU tier"
+    assert list(cfg) == sorted(cfg)
+    docker = host1.service("docker")
+    assert docker.is_running and docker.is_enabled
+    assert host1.check_output("docker info --format '{{.LiveRestoreEnabled}}'") == "true"
+    assert host1.check_output("docker info --format '{{.LoggingDriver}}'") == "json-file"
+
+
+def test_compose_plugin(runs, env, host1) -> None:
+    if "LLMRACK_COMPOSE_DEB" not in env:
+        pytest.skip("no docker compose .deb available")
+    out = host1.check_output("docker compose version --short")
+    assert out.startswith("2."), out
+
+
+# ---------------------------------------------------------------------------------------------- drift
+
+
+def _docker_starts_since(host: Any, since: int) -> int:
+    out = host.check_output(f"journalctl -u docker.service --since @{since} -o json --no-pager")
+    entries = [json.loads(line) for line in out.splitlines() if line.strip()]
+    return sum(1 for e in entries if e.get("MESSAGE_ID") == UNIT_STARTED)
+
+
+def test_hand_edited_daemon_json_is_converged_back_with_one_restart(runs, env, host1) -> None:
+    pid_before = host1.check_output("systemctl show -p MainPID --value docker.service")
+    cfg = json.loads(host1.file(DAEMON_JSON).content_string)
+    cfg["log-opts"]["max-size"] = "1m"
+    cfg["max-concurrent-uploads"] = 3
+    host1.run_test("echo %s > %s", json.dumps(cfg), DAEMON_JSON)
+    since = int(host1.check_output("date +%s"))
+    time.sleep(1)
+
+    third = run_pyinfra(SANDBOX_INVENTORY, FULL_STACK, env=env)
+    assert_converged(third)
+    changed = third.changed_ops("host1")
+    assert any("Write /etc/docker/daemon.json" in n for n in changed), changed
+    assert any("Restart docker" in n for n in changed), changed
+    assert len(changed) == 2, f"only daemon.json and the restart should change: {changed}"
+
+    after = json.loads(host1.file(DAEMON_JSON).content_string)
+    assert after["log-opts"]["max-size"] == "100m"
+    assert after["max-concurrent-uploads"] == 3, "a key llmrack does not manage was dropped"
+    assert host1.check_output("systemctl show -p MainPID --value docker.service") != pid_before
+    assert _docker_starts_since(host1, since) == 1
+    assert host1.service("docker").is_running
+
+    fourth = run_pyinfra(SANDBOX_INVENTORY, FULL_STACK, env=env)
+    assert_no_changes(fourth)
+
+
+# ---------------------------------------------------------------------------------------------- bad input
+
+
+@pytest.fixture(scope="module")
+def two_hosts(docker_engine_ready, tmp_path_factory):
+    with Sandbox(2, tmp_path_factory.mktemp("sandbox-two"), prefix=f"llmrack-test-{os.getpid()}-two-") as st:
+        yield st
+
+
+def test_unreachable_host_fails_alone_and_is_named(two_hosts) -> None:
+    container(two_hosts, "host2").stop(timeout=5)
+    env = sandbox_env(two_hosts)
+    result = run_pyinfra(SANDBOX_INVENTORY, BASE_ONLY, env=env)
+    assert result.returncode != 0
+    assert result.failed_hosts == ["host2"]
+    assert "host2" in result.stderr
+    assert not result.errors(), "host1's operations must not fail"
+    assert result.changes("host1") >= 5
+    assert result.changes("host2") == 0
+    h1 = ssh_hosts_of(two_hosts)["host1"]
+    assert h1.package("chrony").is_installed
+    hosts = h1.file("/etc/hosts").content_string
+    assert f"{two_hosts.host('host2').address} host2" in hosts, "the other host's entry is written anyway"
+
+
+def test_invalid_daemon_json_stops_the_run_and_is_left_alone(runs, env, host1) -> None:
+    host1.run_test("echo %s > %s", '{"log-driver": ', DAEMON_JSON)
+    result = run_pyinfra(SANDBOX_INVENTORY, FULL_STACK, env=env, expect_json=False)
+    assert result.returncode != 0
+    assert "daemon.json on host1 is not valid JSON" in result.stderr
+    assert host1.file(DAEMON_JSON).content_string == '{"log-driver": \n'
