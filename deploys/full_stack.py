@@ -1,22 +1,35 @@
 """Everything a host of the inventory runs: `pyinfra inventories/office.py deploys/full_stack.py`.
 
-A thin list of role calls; each role takes its settings from the host's tier profile.
+base -> docker engine -> hardening -> serving stack (offline bundle, vLLM, vector store, gateway)
+-> monitoring. GPU hosts run deploys/gpu_host.py first (driver, container toolkit). A thin list of role
+calls; each role takes its settings from the host's tier profile. Bad input stops before any operation.
 """
 
-from pyinfra import host, inventory
+from pathlib import Path
 
-from llmrack.config import spec_for_pyinfra_host
+from pyinfra import host, inventory, local
+
+from llmrack.config import Inventory, deploy_spec, find_project_dir, spec_for_pyinfra_host
+from llmrack.monitoring.secrets import default_secrets_path, load_or_create_secrets
 from roles.base import base
 from roles.docker_engine import docker_engine
+from roles.hardening import gateway_ports, hardening
+from roles.monitoring import monitoring
 
-spec = spec_for_pyinfra_host(host)
+spec = deploy_spec()
 profile = spec.profile
+specs = [spec_for_pyinfra_host(h) for h in inventory]
+project = find_project_dir(Path.cwd())
 
-base(
-    profile.base,
-    hostname=host.name,
-    hosts={h.name: spec_for_pyinfra_host(h).address for h in inventory},
-    data_disk=spec.data_disk,
-)
-docker_engine(profile.docker, nvidia_runtime=profile.nvidia.enabled,
-              compose_deb=profile.docker.compose_deb or None)
+base(profile.base, hostname=host.name, hosts={s.name: s.address for s in specs}, data_disk=spec.data_disk)
+docker_engine(profile.docker, nvidia_runtime=profile.nvidia.enabled, compose_deb=profile.docker.compose_deb or None)
+if profile.hardening.enabled:
+    hardening(profile.hardening, open_ports=gateway_ports(spec))
+local.include("deploys/stack.py")
+if profile.monitoring.enabled:
+    monitoring(
+        profile.monitoring,
+        inventory=Inventory(path="inventory", project_dir=str(project), hosts=specs),
+        host=spec,
+        secrets=load_or_create_secrets(default_secrets_path(project)),
+    )

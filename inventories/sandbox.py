@@ -16,9 +16,16 @@ if not _state_dir.is_absolute():
     _state_dir = _project / _state_dir
 
 _state = SandboxState.load(_state_dir)  # raises "run `llmrack sandbox up` first" when there is none
-# docker compose v2 .deb for the hosts' distro engine (the offline bundle's, or one named here)
-_compose_deb = os.environ.get("LLMRACK_COMPOSE_DEB", "")
-_overrides = {"docker": {"compose_deb": _compose_deb}} if _compose_deb else {}
+# The offline bundle (`llmrack bundle build --tier sandbox --out .llmrack/bundle`) carries the images, the
+# tiny model and the docker compose v2 .deb for the hosts' distro engine.
+_bundle = Path(os.environ.get("LLMRACK_BUNDLE", ".llmrack/bundle"))
+if not _bundle.is_absolute():
+    _bundle = _project / _bundle
+_debs = sorted((_bundle / "debs").glob("docker-compose_*.deb")) if (_bundle / "debs").is_dir() else []
+_compose_deb = os.environ.get("LLMRACK_COMPOSE_DEB", "") or (str(_debs[-1]) if _debs else "")
+_overrides: dict = {"stack": {"bundle": {"path": str(_bundle)}}}
+if _compose_deb:
+    _overrides["docker"] = {"compose_deb": _compose_deb}
 
 sandbox = [
     (

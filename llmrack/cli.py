@@ -310,18 +310,21 @@ def sandbox_status(state_dir: SandboxDir = None) -> None:
     from llmrack import sandbox
 
     try:
-        state = sandbox.status(state_dir=state_dir or _default_state_dir(), log=err.print)
+        state = sandbox.status(state_dir=state_dir or _default_state_dir())
     except LlmrackError as exc:
         raise fail(exc) from None
     _print_sandbox(state)
 
 
 def _print_sandbox(state) -> None:
+    hosts = getattr(state, "hosts", state)
     t = Table(title="sandbox hosts", title_justify="left")
-    for col in ("host", "ssh", "address"):
+    for col in ("host", "ssh", "address", "state"):
         t.add_column(col)
-    for h in getattr(state, "hosts", []):
-        t.add_row(h.name, f"ssh -p {h.ssh_port} root@127.0.0.1", getattr(h, "ip", "") or "")
+    for h in hosts:
+        ok = getattr(h, "ssh_ok", None)
+        t.add_row(h.name, f"ssh -p {h.ssh_port} root@127.0.0.1", h.address or "",
+                  "" if ok is None else ("ssh answers" if ok else "[red]no ssh[/]"))
     out.print(t)
 
 

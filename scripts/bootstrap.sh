@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(docker.io debootstrap zstd python3-venv nginx-light prometheus prometheus-alertmanager
-              chromium openssh-client rsync curl ca-certificates)
+              chromium openssh-client openssh-server nftables unattended-upgrades openssl
+              rsync curl ca-certificates)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -14,11 +15,13 @@ if ((${#missing[@]})); then
     echo "llmrack: installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    # Debian's prometheus packages start services at install; this machine only needs their check tools.
+    # Debian's prometheus and openssh-server packages start services at install; only their check tools
+    # (promtool, amtool, sshd -t) are needed here.
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     rm -f /usr/sbin/policy-rc.d
 fi
+mkdir -p /run/sshd
 
 # A Docker engine: the distro's dockerd, started in the background when none answers.
 if ! docker info >/dev/null 2>&1; then
