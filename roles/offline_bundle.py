@@ -75,7 +75,7 @@ def offline_bundle(
             commands=[f"cd {shlex.quote(str(remote))} && sha256sum --quiet --strict -c SHA256SUMS"],
             _if=any_changed(*uploads),
         )
-    present = host.get_fact(DockerImageIds, *[img["ref"] for img in wanted]) if wanted else {}
+    present = host.get_fact(DockerImageIds, refs=" ".join(img["ref"] for img in wanted)) if wanted else {}
     for img in wanted:
         if present.get(img["ref"]) != img["id"]:
             server.shell(name=f"Load image {img['ref']}",

@@ -209,6 +209,11 @@ class StackSettings(Settings):
         description="Subnet of the internal backend network; services get fixed addresses in it so the "
         "gateway's upstreams never go stale when a backend is recreated.",
     )
+    container_ulimits: bool = Field(
+        True,
+        description="Raise memlock/stack/nofile limits of the containers (vLLM pins memory); off where the "
+        "engine may not raise them (nested engines in the sandbox).",
+    )
     start_timeout_s: int = Field(1800, ge=60, description="How long `up --wait` may take (weights loading).")
 
     @field_validator("backend_subnet")

@@ -373,7 +373,7 @@ def vllm_service(plan: ServedModelPlan, index: int, stack: StackSettings, *, gpu
         ),
         shm_size=stack.vllm.shm_size,
         ulimits={"memlock": Ulimit(soft=-1, hard=-1), "stack": 67108864,
-                 "nofile": Ulimit(soft=1048576, hard=1048576)},
+                 "nofile": Ulimit(soft=1048576, hard=1048576)} if stack.container_ulimits else None,
         deploy=deploy,
         labels=labels,
         stop_grace_period="60s",
@@ -413,7 +413,7 @@ def vector_service(stack: StackSettings) -> tuple[str, Service, dict[str, Secret
                 test=["CMD", "bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{QDRANT_HTTP_PORT}"],
                 interval="10s", timeout="5s", retries=5, start_period="30s",
             ),
-            ulimits={"nofile": Ulimit(soft=65535, hard=65535)},
+            ulimits={"nofile": Ulimit(soft=65535, hard=65535)} if stack.container_ulimits else None,
             labels={"org.llmrack.role": "vector-store"},
             stop_grace_period="30s",
         ), {}
@@ -483,7 +483,7 @@ def gateway_service(stack: StackSettings) -> Service:
         ports=ports,
         healthcheck=Healthcheck(test=["CMD", "bash", "-c", _GATEWAY_HEALTH],
                                 interval="10s", timeout="3s", retries=3, start_period="10s"),
-        ulimits={"nofile": Ulimit(soft=65535, hard=65535)},
+        ulimits={"nofile": Ulimit(soft=65535, hard=65535)} if stack.container_ulimits else None,
         labels={"org.llmrack.role": "gateway"},
         stop_grace_period="30s",
     )

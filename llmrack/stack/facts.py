@@ -8,16 +8,16 @@ from pyinfra.api import FactBase
 
 
 class DockerImageIds(FactBase):
-    """``{ref: image id or None}`` for the given image references (``docker image inspect``)."""
+    """``{ref: image id or None}`` for image references given as one space-separated string."""
 
-    def requires_command(self, *refs: str) -> str:
+    def requires_command(self, refs: str = "") -> str:
         return "docker"
 
-    def command(self, *refs: str) -> str:
+    def command(self, refs: str = "") -> str:
         parts = [
             f"printf '%s ' {shlex.quote(r)}; docker image inspect --format '{{{{.Id}}}}' {shlex.quote(r)} "
             "2>/dev/null || echo -"
-            for r in refs
+            for r in refs.split()
         ]
         return "; ".join(parts) if parts else "true"
 

@@ -1,0 +1,341 @@
+"""Run the acceptance checklist on every host of an inventory (over SSH, or on this machine with ``local``).
+
+``verify()`` returns a ``VerifyResult``; its ``exit_code`` is 0 when every check passed or was skipped,
+1 when a check failed or broke, 2 when a host could not be reached at all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llmrack import __version__ as LLMRACK_VERSION
+from llmrack.config import HostSpec, Inventory, load_tier
+from llmrack.errors import LlmrackError
+from llmrack.verify.checks import CheckContext, CommandFailed, Outcome, select
+
+Log = Callable[[str], Any]
+
+
+@dataclass
+class CheckResult:
+    id: str
+    title: str
+    category: str
+    checklist_zh: str
+    checklist_en: str
+    checklist_source: str
+    status: str
+    message: str
+    value: Any = None
+    threshold: Any = None
+    skip_reason: str | None = None
+    duration_s: float = 0.0
+    details: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "title": self.title, "category": self.category,
+            "checklist": {"zh": self.checklist_zh, "en": self.checklist_en, "source": self.checklist_source},
+            "status": self.status, "skip_reason": self.skip_reason, "value": _jsonable(self.value),
+            "threshold": _jsonable(self.threshold), "message": self.message,
+            "duration_s": round(self.duration_s, 3), "details": _jsonable(self.details),
+        }
+
+
+@dataclass
+class HostResult:
+    name: str
+    address: str
+    tier: str
+    roles: list[str]
+    reachable: bool
+    connection: str
+    error: str = ""
+    checks: list[CheckResult] = field(default_factory=list)
+    bench: dict[str, Any] | None = None
+    burnin: dict[str, Any] | None = None
+    duration_s: float = 0.0
+
+    def counts(self) -> dict[str, int]:
+        out = {"pass": 0, "fail": 0, "skip": 0, "error": 0}
+        for c in self.checks:
+            out[c.status] += 1
+        return out
+
+    @property
+    def status(self) -> str:
+        if not self.reachable:
+            return "unreachable"
+        counts = self.counts()
+        return "fail" if counts["fail"] or counts["error"] else "pass"
+
+
+@dataclass
+class VerifyResult:
+    inventory: str
+    hosts: list[HostResult]
+    started_at: float
+    duration_s: float
+    only: list[str] | None = None
+    local: bool = False
+    report_files: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        if any(not h.reachable for h in self.hosts):
+            return 2
+        if any(h.status == "fail" for h in self.hosts):
+            return 1
+        return 0
+
+    def summary(self) -> dict[str, Any]:
+        totals = {"pass": 0, "fail": 0, "skip": 0, "error": 0}
+        for h in self.hosts:
+            for k, v in h.counts().items():
+                totals[k] += v
+        return {
+            "hosts": len(self.hosts), "hosts_passed": sum(h.status == "pass" for h in self.hosts),
+            "hosts_unreachable": sum(not h.reachable for h in self.hosts), "checks": sum(totals.values()),
+            **totals, "exit_code": self.exit_code,
+            "verdict": {0: "pass", 1: "fail", 2: "incomplete"}[self.exit_code],
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": 1,
+            "tool": {"name": "llmrack", "version": LLMRACK_VERSION},
+            "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started_at + self.duration_s)),
+            "inventory": self.inventory,
+            "only": self.only,
+            "local": self.local,
+            "duration_s": round(self.duration_s, 2),
+            "summary": self.summary(),
+            "hosts": [
+                {
+                    "name": h.name, "address": h.address, "tier": h.tier, "roles": h.roles,
+                    "reachable": h.reachable, "connection": h.connection, "error": h.error,
+                    "status": h.status, "summary": h.counts(), "duration_s": round(h.duration_s, 2),
+                    "checks": [c.to_dict() for c in h.checks],
+                    "bench": _jsonable(h.bench), "burnin": _jsonable(h.burnin),
+                }
+                for h in self.hosts
+            ],
+        }
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str)) if value is not None else None
+
+
+# -------------------------------------------------------------------------------------------------- hosts
+
+
+def local_inventory(tier: str, project_dir: Path | None = None, *, name: str | None = None) -> Inventory:
+    """A one-host inventory for ``--local --tier T`` (this machine, every role)."""
+    import socket
+
+    project = Path(project_dir) if project_dir else None
+    profile = load_tier(tier, project)
+    spec = HostSpec(name=name or socket.gethostname(), address="127.0.0.1",
+                    roles=["inference", "gateway", "monitoring"], tier=tier, profile=profile)
+    return Inventory(path=f"(local, tier {tier})", project_dir=str(project or Path.cwd()), hosts=[spec])
+
+
+def connector_data(inventory: Inventory) -> dict[str, dict[str, Any]]:
+    """Host name -> pyinfra connector data (ssh_hostname, ssh_port, ssh_user, ssh_key, _sudo ...).
+
+    ``load_inventory`` keeps each host's connector keys on its ``HostSpec.connector``.
+    """
+    return {h.name: dict(getattr(h, "connector", None) or {}) for h in inventory.hosts}
+
+
+def render_ssh_config(hosts: Mapping[str, Mapping[str, Any]], control_dir: str) -> str:
+    """An ssh_config with one ``Host`` block per inventory host, sharing connections (ControlMaster)."""
+    lines = ["# written by llmrack verify for this run"]
+    for name, data in hosts.items():
+        lines += [f"Host {name}", f"    HostName {data.get('ssh_hostname') or name}"]
+        if data.get("ssh_port"):
+            lines.append(f"    Port {int(data['ssh_port'])}")
+        lines.append(f"    User {data.get('ssh_user') or 'root'}")
+        if data.get("ssh_key"):
+            lines += [f"    IdentityFile {os.path.expanduser(str(data['ssh_key']))}", "    IdentitiesOnly yes"]
+        if str(data.get("ssh_strict_host_key_checking", "")).lower() in ("no", "off", "false"):
+            lines.append("    StrictHostKeyChecking no")
+        if data.get("ssh_known_hosts_file"):
+            lines.append(f"    UserKnownHostsFile {data['ssh_known_hosts_file']}")
+        lines += ["    BatchMode yes", "    ConnectTimeout 15", "    LogLevel ERROR", "    ControlMaster auto",
+                  f"    ControlPath {control_dir}/%C", "    ControlPersist 120s", ""]
+    return "\n".join(lines)
+
+
+def _config_has_host(ssh_config: Path, name: str) -> bool:
+    try:
+        for line in ssh_config.read_text(encoding="utf-8").splitlines():
+            parts = line.split()
+            if len(parts) >= 2 and parts[0].lower() == "host" and name in parts[1:]:
+                return True
+    except OSError:
+        pass
+    return False
+
+
+def testinfra_host(spec: HostSpec, data: Mapping[str, Any], *, local: bool, ssh_config: Path | None) -> tuple[Any, str]:
+    """(testinfra host, connection URL) of one host."""
+    import testinfra
+
+    if local:
+        return testinfra.get_host("local://"), "local://"
+    sudo = "?sudo=true" if data.get("_sudo") and (data.get("ssh_user") or "root") != "root" else ""
+    if ssh_config is None:
+        raise LlmrackError("an ssh_config is needed for SSH hosts", field="ssh_config")
+    if _config_has_host(ssh_config, spec.name):
+        url = f"ssh://{spec.name}{sudo}"
+    else:
+        user = data.get("ssh_user") or "root"
+        port = f":{int(data['ssh_port'])}" if data.get("ssh_port") else ""
+        url = f"ssh://{user}@{data.get('ssh_hostname') or spec.name}{port}{sudo}"
+    return testinfra.get_host(url, ssh_config=str(ssh_config)), url
+
+
+def find_api_key(project_dir: str | Path, host: str) -> str | None:
+    """The gateway key to test with: ``$LLMRACK_API_KEY``, else the first client of
+    ``<project>/.llmrack/secrets/<host>/api_keys.json``."""
+    env = os.environ.get("LLMRACK_API_KEY")
+    if env:
+        return env.strip()
+    path = Path(project_dir) / ".llmrack" / "secrets" / host / "api_keys.json"
+    try:
+        keys = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if isinstance(keys, dict) and keys:
+        return str(keys[sorted(keys)[0]])
+    return None
+
+
+# -------------------------------------------------------------------------------------------------- runner
+
+
+def run_checks(ctx: CheckContext, only: set[str] | None, log: Log) -> list[CheckResult]:
+    results = []
+    for chk in select(only):
+        t0 = time.monotonic()
+        try:
+            outcome = chk.func(ctx)
+        except CommandFailed as exc:
+            outcome = Outcome("error", str(exc))
+        except Exception as exc:  # a check that breaks is reported, the others still run
+            outcome = Outcome("error", f"{type(exc).__name__}: {exc}"[:500])
+        res = CheckResult(
+            id=chk.id, title=chk.title, category=chk.category, checklist_zh=chk.checklist.zh,
+            checklist_en=chk.checklist.en, checklist_source=chk.checklist.source, status=outcome.status,
+            message=outcome.message, value=outcome.value, threshold=outcome.threshold,
+            skip_reason=outcome.skip_reason, duration_s=time.monotonic() - t0, details=outcome.details,
+        )
+        log(f"{ctx.spec.name}: {res.status.upper():5} {res.id}: {res.message}")
+        results.append(res)
+    return results
+
+
+def verify(
+    inventory: Inventory, *, only: set[str] | None = None, local: bool = False, report_dir: Path | None = None,
+    ssh_config: Path | None = None, log: Log = print, burnin: Mapping[str, dict[str, Any]] | None = None,
+    hosts: set[str] | None = None,
+) -> VerifyResult:
+    """Run the checklist on every host (or those named in ``hosts``) and write the reports to ``report_dir``.
+
+    ``only``: categories (software, hardware, performance, security) and/or check ids.
+    ``ssh_config``: an existing ssh_config (its ``Host <name>`` blocks are used when present); by default one
+    is generated from the inventory's ssh_* data with ControlMaster in a temporary directory.
+    ``burnin``: host name -> ``llmrack burnin`` JSON, judged by ``hw.burnin`` and plotted in the report.
+    """
+    started = time.time()
+    t0 = time.monotonic()
+    specs = [h for h in inventory.hosts if not hosts or h.name in hosts]
+    data = {} if local else connector_data(inventory)
+    results: list[HostResult] = []
+    with tempfile.TemporaryDirectory(prefix="llmrack-verify-") as tmp:
+        cfg = ssh_config
+        if not local and cfg is None:
+            cm = Path(tmp) / "cm"
+            cm.mkdir(mode=0o700)
+            cfg = Path(tmp) / "ssh_config"
+            cfg.write_text(render_ssh_config({s.name: data.get(s.name, {}) for s in specs}, str(cm)))
+        for spec in specs:
+            results.append(verify_host(spec, inventory, data.get(spec.name, {}), only=only, local=local,
+                                       ssh_config=cfg, log=log, burnin=(burnin or {}).get(spec.name)))
+        if not local and ssh_config is None and cfg is not None:
+            for spec in specs:  # close the shared connections before their sockets' directory goes
+                os.system(f"ssh -F {cfg} -O exit {spec.name} >/dev/null 2>&1")
+    result = VerifyResult(inventory=inventory.path, hosts=results, started_at=started,
+                          duration_s=time.monotonic() - t0, only=sorted(only) if only else None, local=local)
+    if report_dir is not None:
+        from llmrack.verify.report import write_reports
+
+        result.report_files = [str(p) for p in write_reports(result, Path(report_dir))]
+    return result
+
+
+def verify_host(
+    spec: HostSpec, inventory: Inventory, data: Mapping[str, Any], *, only: set[str] | None, local: bool,
+    ssh_config: Path | None, log: Log, burnin: dict[str, Any] | None = None,
+) -> HostResult:
+    t0 = time.monotonic()
+    host, url = testinfra_host(spec, data, local=local, ssh_config=ssh_config)
+    hr = HostResult(name=spec.name, address="127.0.0.1" if local else spec.address, tier=spec.tier,
+                    roles=list(spec.roles), reachable=True, connection=url, burnin=burnin)
+    try:
+        r = host.run("true")
+        if r.rc != 0:
+            raise RuntimeError((r.stderr or r.stdout).strip() or f"exit {r.rc}")
+    except Exception as exc:
+        hr.reachable = False
+        hr.error = f"cannot reach {spec.name} ({url}): {str(exc)[:300]}"
+        log(f"{spec.name}: UNREACHABLE: {hr.error}")
+        hr.duration_s = time.monotonic() - t0
+        return hr
+    secrets_dir = Path(inventory.project_dir) / ".llmrack" / "secrets" / spec.name
+    ctx = CheckContext(host=host, spec=spec, inventory=inventory, local=local,
+                       api_key=find_api_key(inventory.project_dir, spec.name), secrets_dir=secrets_dir,
+                       log=log, burnin=burnin)
+    hr.checks = run_checks(ctx, only, log)
+    bench = ctx.cache.get("bench")
+    hr.bench = bench if isinstance(bench, dict) else None
+    hr.duration_s = time.monotonic() - t0
+    return hr
+
+
+def print_summary(result: VerifyResult, console: Any) -> None:
+    """A table per host on a rich console."""
+    from rich.table import Table
+
+    colour = {"pass": "green", "fail": "red", "error": "red", "skip": "yellow"}
+    for h in result.hosts:
+        t = Table(title=f"{h.name} ({h.tier}, {h.connection}): {h.status}", title_justify="left")
+        for col in ("check", "status", "value", "threshold", "message"):
+            t.add_column(col, overflow="fold")
+        if not h.reachable:
+            t.add_row("(host)", "[red]unreachable[/]", "", "", h.error)
+        for c in h.checks:
+            st = c.status + (f" ({c.skip_reason})" if c.skip_reason else "")
+            t.add_row(c.id, f"[{colour[c.status]}]{st}[/]", _short(c.value), _short(c.threshold), c.message)
+        console.print(t)
+    s = result.summary()
+    console.print(f"verdict: {s['verdict']} ({s['pass']} passed, {s['fail']} failed, {s['error']} errors, "
+                  f"{s['skip']} skipped on {s['hosts']} host(s))")
+    for f in result.report_files:
+        console.print(f"report: {f}")
+
+
+def _short(value: Any, n: int = 60) -> str:
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= n else text[: n - 1] + "…"

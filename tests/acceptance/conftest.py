@@ -1,0 +1,94 @@
+"""The acceptance suite users run: one pytest test per host x check of the llmrack checklist.
+
+    pytest tests/acceptance --inventory inventories/office.py [--only software,hardware] [--ssh-config FILE]
+    pytest tests/acceptance --local --tier standard
+
+It wraps the same check registry as ``llmrack verify`` (which also writes the reports).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from llmrack.config import load_inventory
+from llmrack.verify import checks, suite
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("llmrack acceptance")
+    g.addoption("--inventory", help="pyinfra inventory file of the hosts to check")
+    g.addoption("--local", action="store_true", help="check this machine (testinfra local://)")
+    g.addoption("--tier", help="with --local and no inventory: the tier to check against")
+    g.addoption("--only", help="comma list of categories or check ids")
+
+
+def _inventory(config: pytest.Config):
+    inv = config.getoption("--inventory")
+    if inv:
+        return load_inventory(inv)
+    if config.getoption("--local") and config.getoption("--tier"):
+        return suite.local_inventory(config.getoption("--tier"), Path.cwd())
+    return None
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "host_check" not in metafunc.fixturenames:
+        return
+    inv = _inventory(metafunc.config)
+    if inv is None:
+        metafunc.parametrize("host_check", [pytest.param(None, marks=pytest.mark.skip(
+            reason="give --inventory FILE (or --local --tier TIER)"))])
+        return
+    only_opt = metafunc.config.getoption("--only")
+    only = {o.strip() for o in only_opt.split(",") if o.strip()} if only_opt else None
+    params = [(h.name, c.id) for h in inv.hosts for c in checks.select(only)]
+    metafunc.parametrize("host_check", params, ids=[f"{h}-{c}" for h, c in params])
+
+
+class _Hosts:
+    """Check contexts per host, built on first use; one ssh_config with ControlMaster for the session."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+        self.inv = _inventory(config)
+        self.local = bool(config.getoption("--local"))
+        self.tmp = tempfile.TemporaryDirectory(prefix="llmrack-acceptance-")
+        self.data = {} if self.local else suite.connector_data(self.inv)
+        given = config.getoption("ssh_config", default=None)  # pytest-testinfra's --ssh-config
+        if given:
+            self.cfg = Path(given)
+        else:
+            cm = Path(self.tmp.name) / "cm"
+            cm.mkdir(mode=0o700)
+            self.cfg = Path(self.tmp.name) / "ssh_config"
+            self.cfg.write_text(suite.render_ssh_config({h.name: self.data.get(h.name, {}) for h in self.inv.hosts},
+                                                        str(cm)))
+        self.contexts: dict[str, Any] = {}
+
+    def context(self, name: str) -> checks.CheckContext:
+        if name not in self.contexts:
+            spec = next(h for h in self.inv.hosts if h.name == name)
+            host, url = suite.testinfra_host(spec, self.data.get(name, {}), local=self.local, ssh_config=self.cfg)
+            r = host.run("true")
+            if r.rc != 0:
+                self.contexts[name] = RuntimeError(f"cannot reach {name} ({url}): {(r.stderr or '').strip()}")
+            else:
+                self.contexts[name] = checks.CheckContext(
+                    host=host, spec=spec, inventory=self.inv, local=self.local,
+                    api_key=suite.find_api_key(self.inv.project_dir, name),
+                    secrets_dir=Path(self.inv.project_dir) / ".llmrack" / "secrets" / name, log=lambda m: None)
+        ctx = self.contexts[name]
+        if isinstance(ctx, Exception):
+            raise ctx
+        return ctx
+
+
+@pytest.fixture(scope="session")
+def acceptance_hosts(request: pytest.FixtureRequest) -> _Hosts:
+    hosts = _Hosts(request.config)
+    yield hosts
+    hosts.tmp.cleanup()
