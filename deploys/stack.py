@@ -10,6 +10,7 @@ from pathlib import Path
 from pyinfra import host, inventory
 
 from llmrack.config import find_project_dir, spec_for_pyinfra_host
+from llmrack.bundle import tier_images
 from llmrack.stack.hostplan import bundle_images, host_stack
 from roles.gateway import gateway
 from roles.llm_stack import activate_stack, llm_stack
@@ -24,7 +25,7 @@ if spec.has_role("inference") or spec.has_role("gateway"):
         changes += offline_bundle(
             hs.bundle_dir, remote_dir=stack.bundle.remote_dir, models_dir=stack.models_dir,
             models=[m.dir_name for m in stack.models if m.source == "bundle"] if hs.inference else [],
-            images=bundle_images(hs) if stack.image_source == "bundle" else [],
+            images=sorted({*bundle_images(hs), *tier_images(spec.profile)}) if stack.image_source == "bundle" else [],
         )
     changes += llm_stack(stack, compose=hs.compose, secrets=hs.secrets, inference=hs.inference,
                          gateway=hs.gateway, local_model_paths=hs.local_model_paths)

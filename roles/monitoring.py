@@ -72,7 +72,9 @@ def monitoring(
         host = host.model_copy(update={"profile": host.profile.model_copy(update={"monitoring": settings})})
     ports = ports or ScrapePorts()
     d = settings.directory
-    owner = str(MONITORING_UID)
+    owner = "llmrack-monitoring"
+    server.group(name=f"Create group {owner} (gid {MONITORING_UID}) that reads the monitoring secrets",
+                 group=owner, gid=MONITORING_UID)
     desired = [f for f in host_files(inventory, host, secrets, ports=ports) if f.path != "compose.yaml"]
     dirs = sorted({f"{d}/staging/{f.path.rsplit('/', 1)[0]}" for f in desired if "/" in f.path}
                   | {f"{d}/{f.path.rsplit('/', 1)[0]}" for f in desired if "/" in f.path})

@@ -38,9 +38,16 @@ from llmrack.monitoring.secrets import MonitoringSecrets
 
 PROJECT = "llmrack-monitoring"
 NETWORK = "monitoring"
-NGINX_STUB_STATUS = "http://gateway:8081/stub_status"  # the gateway's internal status server
-POSTGRES_URI = "vector:5432/postgres?sslmode=disable"
+NGINX_STUB_STATUS = "http://{gateway}:8082/stub_status"  # the gateway's status server on the backend network
+POSTGRES_URI = "{vector}:5432/postgres?sslmode=disable"
 STACK_SECRETS = "/opt/llmrack/stack/secrets"
+
+
+def backend_address(stack, what: str) -> str:
+    """Fixed address of a serving-stack service on its backend network."""
+    from llmrack.stack.compose import backend_address as addr
+
+    return addr(stack, what)
 
 
 class _M(BaseModel):
@@ -107,30 +114,61 @@ def compose_model(inventory: Inventory, host: HostSpec, *, ports: ScrapePorts | 
     published = not is_monitoring_host(host)  # remote exporters are scraped on the host's address
     services: dict[str, Service] = {
         "node-exporter": Service(
-            image=img.node_exporter, user=uid, network_mode="host", pid="host", read_only=True,
-            security_opt=hardening, volumes=["/:/host:ro,rslave"],
-            command=["--path.rootfs=/host", f"--web.listen-address={listen}:{ports.node_exporter}",
-                     "--collector.filesystem.mount-points-exclude=^/(dev|proc|run|sys|var/lib/docker/.+)($|/)"],
+            image=img.node_exporter,
+            user=uid,
+            network_mode="host",
+            pid="host",
+            read_only=True,
+            security_opt=hardening,
+            volumes=["/:/host:ro,rslave"],
+            command=[
+                "--path.rootfs=/host",
+                f"--web.listen-address={listen}:{ports.node_exporter}",
+                "--collector.filesystem.mount-points-exclude=^/(dev|proc|run|sys|var/lib/docker/.+)($|/)",
+            ],
         ),
     }
     if has_gpu_exporter(host):
         services["dcgm-exporter"] = Service(
-            image=img.dcgm_exporter, network_mode="host", cap_add=["SYS_ADMIN"],
+            image=img.dcgm_exporter,
+            network_mode="host",
+            cap_add=["SYS_ADMIN"],
             environment={"DCGM_EXPORTER_LISTEN": f"{listen}:{ports.dcgm_exporter}"},
-            deploy={"resources": {"reservations": {"devices": [{"driver": "nvidia", "count": "all",
-                                                                 "capabilities": ["gpu"]}]}}},
+            deploy={
+                "resources": {
+                    "reservations": {"devices": [{"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}]}
+                }
+            },
         )
     if host.has_role("gateway"):
         services["nginx-exporter"] = Service(
-            image=img.nginx_exporter, user=uid, networks=nets, read_only=True, security_opt=hardening,
-            command=[f"-nginx.scrape-uri={NGINX_STUB_STATUS}", f"-web.listen-address=:{ports.nginx_exporter}"],
+            image=img.nginx_exporter,
+            user=uid,
+            networks=nets,
+            read_only=True,
+            security_opt=hardening,
+            command=[
+                f"-nginx.scrape-uri={NGINX_STUB_STATUS.format(gateway=backend_address(host.profile.stack, 'gateway'))}",
+                f"-web.listen-address=:{ports.nginx_exporter}",
+            ],
             ports=[f"{listen}:{ports.nginx_exporter}:{ports.nginx_exporter}"] if published else None,
         )
     if host.has_role("inference") and host.profile.stack.vector_store.kind == "pgvector":
+        pg = host.profile.stack.vector_store.pgvector
         services["postgres-exporter"] = Service(
-            image=img.postgres_exporter, user=uid, networks=nets, read_only=True, security_opt=hardening,
-            environment={"DATA_SOURCE_URI": POSTGRES_URI, "DATA_SOURCE_USER": "postgres",
-                         "DATA_SOURCE_PASS_FILE": "/run/secrets/postgres_password"},
+            # root in the container only to read the stack's 0600 password file; read-only, no new privileges
+            image=img.postgres_exporter,
+            user="0",
+            networks=nets,
+            read_only=True,
+            security_opt=hardening,
+            environment={
+                "DATA_SOURCE_URI": POSTGRES_URI.format(vector=backend_address(host.profile.stack, "vector")).replace(
+                    "/postgres?", f"/{pg.database}?"
+                ),
+                "DATA_SOURCE_USER": pg.user,
+                "DATA_SOURCE_PASS_FILE": "/run/secrets/postgres_password",
+            },
             volumes=[f"{STACK_SECRETS}/postgres_password:/run/secrets/postgres_password:ro"],
             command=[f"--web.listen-address=:{ports.postgres_exporter}"],
             ports=[f"{listen}:{ports.postgres_exporter}:{ports.postgres_exporter}"] if published else None,
@@ -138,33 +176,54 @@ def compose_model(inventory: Inventory, host: HostSpec, *, ports: ScrapePorts | 
     volumes: dict[str, dict[str, Any]] = {}
     if is_monitoring_host(host):
         services["prometheus"] = Service(
-            image=img.prometheus, user=uid, networks=nets, security_opt=hardening,
+            image=img.prometheus,
+            user=uid,
+            networks=nets,
+            security_opt=hardening,
             command=prometheus_flags(mon, ports),
             volumes=["./prometheus:/etc/prometheus:ro", "prometheus-data:/prometheus"],
             ports=[f"{bind}:{ports.prometheus}:{ports.prometheus}"],
         )
         services["alertmanager"] = Service(
-            image=img.alertmanager, user=uid, networks=[NETWORK], security_opt=hardening,
-            command=["--config.file=/etc/alertmanager/alertmanager.yml", "--storage.path=/alertmanager",
-                     f"--web.listen-address=:{ports.alertmanager}", "--cluster.listen-address="],
+            image=img.alertmanager,
+            user=uid,
+            networks=[NETWORK],
+            security_opt=hardening,
+            command=[
+                "--config.file=/etc/alertmanager/alertmanager.yml",
+                "--storage.path=/alertmanager",
+                f"--web.listen-address=:{ports.alertmanager}",
+                "--cluster.listen-address=",
+            ],
             volumes=["./alertmanager:/etc/alertmanager:ro", "alertmanager-data:/alertmanager"],
             ports=[f"{bind}:{ports.alertmanager}:{ports.alertmanager}"],
         )
         volumes = {"alertmanager-data": {}, "prometheus-data": {}}
         if am.needs_relay(mon):
             services["alert-relay"] = Service(
-                image=img.relay, user=uid, networks=[NETWORK], read_only=True, security_opt=hardening,
+                image=img.relay,
+                user=uid,
+                networks=[NETWORK],
+                read_only=True,
+                security_opt=hardening,
                 command=["--config", "/run/secrets/relay.json", "--listen", f"0.0.0.0:{ports.relay}"],
                 volumes=["./secrets/relay.json:/run/secrets/relay.json:ro"],
             )
         if mon.grafana:
             services["grafana"] = Service(
-                image=img.grafana, user=uid, networks=[NETWORK], security_opt=hardening,
+                image=img.grafana,
+                user=uid,
+                networks=[NETWORK],
+                security_opt=hardening,
                 environment=grafana.environment(ports.grafana),
-                volumes=["./grafana/provisioning:/etc/grafana/provisioning:ro",
-                         "./grafana/dashboards:/var/lib/grafana/dashboards:ro", "grafana-data:/var/lib/grafana",
-                         f"./secrets/grafana_admin_password:{grafana.ADMIN_PASSWORD_FILE}:ro"],
-                ports=[f"{bind}:{ports.grafana}:{ports.grafana}"], depends_on=["prometheus"],
+                volumes=[
+                    "./grafana/provisioning:/etc/grafana/provisioning:ro",
+                    "./grafana/dashboards:/var/lib/grafana/dashboards:ro",
+                    "grafana-data:/var/lib/grafana",
+                    f"./secrets/grafana_admin_password:{grafana.ADMIN_PASSWORD_FILE}:ro",
+                ],
+                ports=[f"{bind}:{ports.grafana}:{ports.grafana}"],
+                depends_on=["prometheus"],
             )
             volumes["grafana-data"] = {}
     networks = {NETWORK: Network(ipam={"config": [{"subnet": mon.network_subnet}]})}
@@ -174,7 +233,11 @@ def compose_model(inventory: Inventory, host: HostSpec, *, ports: ScrapePorts | 
 
 
 def host_files(
-    inventory: Inventory, host: HostSpec, secrets: MonitoringSecrets, *, ports: ScrapePorts | None = None,
+    inventory: Inventory,
+    host: HostSpec,
+    secrets: MonitoringSecrets,
+    *,
+    ports: ScrapePorts | None = None,
 ) -> list[HostFile]:
     """Files of ``host`` (paths relative to ``monitoring.directory``), compose file included."""
     mon = host.profile.monitoring
@@ -188,14 +251,21 @@ def host_files(
         HostFile("alertmanager/secrets/smtp_password", secrets.smtp_password, mode="0640", secret=True),
     ]
     if am.needs_relay(mon):
-        files.append(HostFile("secrets/relay.json", json.dumps(secrets.relay_config(), indent=2, sort_keys=True),
-                              mode="0640", secret=True))
+        files.append(
+            HostFile(
+                "secrets/relay.json",
+                json.dumps(secrets.relay_config(), indent=2, sort_keys=True),
+                mode="0640",
+                secret=True,
+            )
+        )
     if mon.grafana:
         files += [
             HostFile("grafana/provisioning/datasources/llmrack.yaml", dump_yaml(grafana.datasources())),
             HostFile("grafana/provisioning/dashboards/llmrack.yaml", dump_yaml(grafana.dashboard_provider())),
             HostFile("secrets/grafana_admin_password", secrets.grafana_admin_password, mode="0640", secret=True),
         ]
-        files += [HostFile(f"grafana/dashboards/{uid}.json", dump_json(d))
-                  for uid, d in grafana.dashboards_for(host).items()]
+        files += [
+            HostFile(f"grafana/dashboards/{uid}.json", dump_json(d)) for uid, d in grafana.dashboards_for(host).items()
+        ]
     return files

@@ -113,7 +113,7 @@ class MonitoringSettings(Settings):
         "by default: reach them through an SSH tunnel or set an internal address)."
     )
     network_subnet: str = Field(
-        "172.31.250.0/24",
+        "172.31.251.0/24",
         description="Subnet of the monitoring bridge; its gateway is where node-exporter listens on hosts "
         "whose address is loopback.",
     )

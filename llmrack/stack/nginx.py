@@ -67,6 +67,8 @@ class GatewayContext(_Model):
     max_fails: int
     fail_timeout_s: int
     worker_user: str = "www-data"
+    backend_subnet: str = "172.31.250.0/24"
+    backend_address: str = "172.31.250.10"
     pid_path: str = "/run/nginx.pid"
     access_log: str = "/dev/stdout"
     error_log: str = "stderr"
@@ -132,7 +134,8 @@ def gateway_context(stack: StackSettings, routes: Sequence[ModelRoute], *, serve
         server_name=server_name, redirect_http=bool(g.http_port), public_https_port=g.https_port,
         rate_per_key=g.rate_limit_per_key, rate_per_ip=g.rate_limit_per_ip, burst_per_key=g.burst_per_key,
         burst_per_ip=g.burst_per_ip, read_timeout_s=g.read_timeout_s, max_body_size=g.max_body_size,
-        max_fails=g.max_fails, fail_timeout_s=g.fail_timeout_s,
+        max_fails=g.max_fails, fail_timeout_s=g.fail_timeout_s, backend_subnet=stack.backend_subnet,
+        backend_address=c.backend_address(stack, "gateway"),
     )
     values.update(overrides)
     return GatewayContext(**values)

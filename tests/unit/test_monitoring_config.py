@@ -93,7 +93,7 @@ def test_scrape_jobs_follow_roles_and_tier():
     cpu = jobs(prometheus_config(inv := example_inventory("sandbox"), this_host=inv.hosts[0]))
     assert "dcgm" not in cpu and "qdrant" not in cpu
     assert [t for t, _ in cpu["postgres"]] == ["postgres-exporter:9187"]
-    assert [t for t, _ in cpu["node"]] == ["172.31.250.1:9100"]  # loopback host: the monitoring bridge
+    assert [t for t, _ in cpu["node"]] == ["172.31.251.1:9100"]  # loopback host: the monitoring bridge
 
 
 def test_retention_flags_and_lifecycle():
