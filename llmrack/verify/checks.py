@@ -1151,8 +1151,8 @@ def rag_search_ms(ctx: CheckContext, container: dict[str, Any], kind: str) -> li
         user, db = env.get("POSTGRES_USER", "postgres"), env.get("POSTGRES_DB", "postgres")
         sql = [
             "\\set ON_ERROR_STOP 1",
-            f"CREATE TEMP TABLE llmrack_acceptance AS SELECT g AS id, (SELECT array_agg(random() + g * 0) "
-            f"FROM generate_series(1, {d}))::vector({d}) AS v FROM generate_series(1, {n}) g;",
+            f"CREATE TEMP TABLE llmrack_acceptance AS SELECT i AS id, ARRAY(SELECT random() + i * 0 "
+            f"FROM generate_series(1, {d}))::vector({d}) AS v FROM generate_series(1, {n}) AS s(i);",
             "CREATE INDEX ON llmrack_acceptance USING hnsw (v vector_cosine_ops);",
             "ANALYZE llmrack_acceptance;",
             "\\timing on",
