@@ -9,8 +9,8 @@ from pathlib import Path
 
 from pyinfra import host, inventory
 
-from llmrack.config import find_project_dir, spec_for_pyinfra_host
 from llmrack.bundle import tier_images
+from llmrack.config import find_project_dir, spec_for_pyinfra_host
 from llmrack.stack.hostplan import bundle_images, host_stack
 from roles.gateway import gateway
 from roles.llm_stack import activate_stack, llm_stack
