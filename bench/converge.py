@@ -1,4 +1,5 @@
-"""Converge time of deploys/full_stack.py on sandbox hosts: first run and no-op re-run, for 1 and 3 hosts.
+"""Converge time of deploys/docker_host.py (base + Docker engine) on sandbox hosts: first and no-op run,
+for 1 and 3 hosts.
 
     .venv/bin/python bench/converge.py [--hosts 1 3] [--json bench/results/converge.json]
 
@@ -47,7 +48,7 @@ def measure(n_hosts: int, deploy: Path) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, nargs="+", default=[1, 3])
-    parser.add_argument("--deploy", default=str(PROJECT / "deploys" / "full_stack.py"))
+    parser.add_argument("--deploy", default=str(PROJECT / "deploys" / "docker_host.py"))
     parser.add_argument("--json", dest="json_path", default=str(PROJECT / "bench" / "results" / "converge.json"))
     args = parser.parse_args()
 

@@ -28,7 +28,7 @@ from harness import (
 from harness import testinfra_hosts as ssh_hosts_of
 
 SANDBOX_HOSTS = 1
-FULL_STACK = PROJECT / "deploys" / "full_stack.py"
+FULL_STACK = PROJECT / "deploys" / "docker_host.py"
 BASE_ONLY = PROJECT / "deploys" / "base.py"
 DAEMON_JSON = "/etc/docker/daemon.json"
 # docker compose v2 for the distro engine: Debian trixie's package (depends only on libc6 >= 2.34)
