@@ -26,20 +26,17 @@ STACK = PROJECT / "deploys" / "stack.py"
 FULL = PROJECT / "deploys" / "full_stack.py"
 NEEDED = ["vllm-cpu", "nginx", "pgvector", "embed"]
 
-pytestmark = pytest.mark.skipif(any(image_id(IMAGES[n].ref) is None for n in NEEDED),
-                                reason="stack images not built (llmrack.images.build_images())")
 
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> Path:
-    from llmrack.bundle import build_bundle, fetch_compose_deb
-    from llmrack.images import cache_dir
-    from llmrack.tinymodel import build_tiny_model
+    """The sandbox tier's offline bundle (stack and monitoring images, tiny model, compose .deb)."""
+    from llmrack.bundle import build_bundle_for_tier
+    from llmrack.config import load_tier
 
-    out = tmp_path_factory.mktemp("bundle")
-    model = build_tiny_model(cache_dir() / "models" / "llmrack-tiny")
-    deb = fetch_compose_deb(cache_dir() / "debs")
-    build_bundle(out, images=NEEDED, model_dirs={"llmrack-tiny": model}, debs=[deb])
+    out = PROJECT / ".llmrack" / "bundle"  # the default bundle path; the builder is incremental
+    build_bundle_for_tier(load_tier("sandbox", PROJECT), out, project_dir=PROJECT)
+    assert all(image_id(IMAGES[n].ref) for n in NEEDED)
     return out
 
 

@@ -23,7 +23,12 @@ SANDBOX_HOSTS = 1
 
 @pytest.fixture(scope="module")
 def deployed(sandbox_state):
-    env = sandbox_env(sandbox_state)
+    from llmrack.bundle import build_bundle_for_tier
+    from llmrack.config import load_tier
+
+    bundle = PROJECT / ".llmrack" / "bundle"  # the default bundle path; the builder is incremental
+    build_bundle_for_tier(load_tier("sandbox", PROJECT), bundle, project_dir=PROJECT)
+    env = {**sandbox_env(sandbox_state), "LLMRACK_BUNDLE": str(bundle)}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     result = run_pyinfra(SANDBOX_INVENTORY, PROJECT / "deploys" / "full_stack.py", env=env, timeout=1500)
