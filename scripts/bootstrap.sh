@@ -38,4 +38,16 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
 .venv/bin/pip install -q --disable-pip-version-check -e '.[dev]'
+
+# docker compose v2 for checking rendered compose files here (the engine on this machine may be 20.10 without
+# the plugin): Debian trixie's package, the same one the offline bundle carries to hosts.
+if [ ! -x .llmrack/tools/docker-compose ]; then
+    deb=$(.venv/bin/python -c "from llmrack.bundle import fetch_compose_deb; from llmrack.images import cache_dir
+print(fetch_compose_deb(cache_dir() / 'debs', log=lambda m: None))")
+    tmp=$(mktemp -d)
+    dpkg -x "$deb" "$tmp"
+    mkdir -p .llmrack/tools
+    cp "$tmp/usr/libexec/docker/cli-plugins/docker-compose" .llmrack/tools/docker-compose
+    rm -rf "$tmp"
+fi
 echo "llmrack: ready (.venv/bin/llmrack)"

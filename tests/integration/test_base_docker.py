@@ -32,31 +32,23 @@ FULL_STACK = PROJECT / "deploys" / "docker_host.py"
 BASE_ONLY = PROJECT / "deploys" / "base.py"
 DAEMON_JSON = "/etc/docker/daemon.json"
 # docker compose v2 for the distro engine: Debian trixie's package (depends only on libc6 >= 2.34)
-COMPOSE_DEB_URL = "http://deb.debian.org/debian/pool/main/d/docker-compose/docker-compose_2.26.1-4_amd64.deb"
 UNIT_STARTED = "39f53479d3a045ac8e11786248231fbf"  # journald MESSAGE_ID of "Started <unit>"
 
 
-def compose_deb() -> Path | None:
+def compose_deb() -> Path:
     """The compose .deb from the offline bundle (LLMRACK_COMPOSE_DEB) or fetched once from the Debian mirror."""
     if os.environ.get("LLMRACK_COMPOSE_DEB"):
         return Path(os.environ["LLMRACK_COMPOSE_DEB"])
-    path = PROJECT / ".llmrack" / "cache" / Path(COMPOSE_DEB_URL).name
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run(["curl", "-fsS", "-m", "120", "-o", f"{path}.part", COMPOSE_DEB_URL],
-                              capture_output=True)
-        if done.returncode != 0:
-            return None
-        Path(f"{path}.part").rename(path)
-    return path
+    from llmrack.bundle import fetch_compose_deb
+    from llmrack.images import cache_dir
+
+    return fetch_compose_deb(cache_dir() / "debs", log=lambda msg: None)
 
 
 @pytest.fixture(scope="module")
 def env(sandbox_state) -> dict[str, str]:
     out = sandbox_env(sandbox_state)
-    deb = compose_deb()
-    if deb:
-        out["LLMRACK_COMPOSE_DEB"] = str(deb)
+    out["LLMRACK_COMPOSE_DEB"] = str(compose_deb())
     return out
 
 
@@ -158,8 +150,6 @@ def test_daemon_json_and_docker_service(runs, host1) -> None:
 
 
 def test_compose_plugin(runs, env, host1) -> None:
-    if "LLMRACK_COMPOSE_DEB" not in env:
-        pytest.skip("no docker compose .deb available")
     out = host1.check_output("docker compose version --short")
     assert out.startswith("2."), out
 

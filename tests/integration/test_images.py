@@ -278,7 +278,7 @@ def test_vllm_image_sends_nothing_outside(vllm):
 
 
 def test_pgvector_nearest_neighbour(images, tmp_path: Path):
-    psycopg = pytest.importorskip("psycopg")
+    import psycopg
     secret = tmp_path / "pgpass"
     secret.write_text("s3cret-Pass\n")
     secret.chmod(0o644)

@@ -27,8 +27,11 @@ from llmrack.stack import nginx as n
 from llmrack.stack.smoke import request, run_smoke, stream_events
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
-pytestmark = pytest.mark.skipif(NGINX is None or shutil.which("openssl") is None,
-                                reason="needs nginx and openssl (apt-get install nginx openssl)")
+
+
+@pytest.fixture(autouse=True)
+def _tools() -> None:
+    assert NGINX is not None and shutil.which("openssl"), "needs nginx and openssl (apt-get install nginx openssl)"
 
 BACKEND_KEY = "f" * 48
 KEYS = {"alice": "sk-llmrack-" + "1" * 48, "bob": "sk-llmrack-" + "2" * 48}

