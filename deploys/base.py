@@ -1,14 +1,9 @@
 """Base system only: `pyinfra inventories/<env>.py deploys/base.py`."""
 
-from pyinfra import host, inventory
+from pyinfra import host
 
-from llmrack.config import spec_for_pyinfra_host
+from llmrack.config import deploy_specs
 from roles.base import base
 
-spec = spec_for_pyinfra_host(host)
-base(
-    spec.profile.base,
-    hostname=host.name,
-    hosts={h.name: spec_for_pyinfra_host(h).address for h in inventory},
-    data_disk=spec.data_disk,
-)
+spec, specs = deploy_specs()
+base(spec.profile.base, hostname=host.name, hosts={s.name: s.address for s in specs}, data_disk=spec.data_disk)

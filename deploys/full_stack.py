@@ -7,18 +7,17 @@ calls; each role takes its settings from the host's tier profile. Bad input stop
 
 from pathlib import Path
 
-from pyinfra import host, inventory, local
+from pyinfra import host, local
 
-from llmrack.config import Inventory, deploy_spec, find_project_dir, spec_for_pyinfra_host
+from llmrack.config import Inventory, deploy_specs, exit_on_bad_input, find_project_dir
 from llmrack.monitoring.secrets import default_secrets_path, load_or_create_secrets
 from roles.base import base
 from roles.docker_engine import docker_engine
 from roles.hardening import gateway_ports, hardening
 from roles.monitoring import monitoring
 
-spec = deploy_spec()
+spec, specs = deploy_specs()
 profile = spec.profile
-specs = [spec_for_pyinfra_host(h) for h in inventory]
 project = find_project_dir(Path.cwd())
 
 base(profile.base, hostname=host.name, hosts={s.name: s.address for s in specs}, data_disk=spec.data_disk)
@@ -27,9 +26,11 @@ if profile.hardening.enabled:
     hardening(profile.hardening, open_ports=gateway_ports(spec))
 local.include("deploys/stack.py")
 if profile.monitoring.enabled:
+    with exit_on_bad_input():
+        monitoring_secrets = load_or_create_secrets(default_secrets_path(project))
     monitoring(
         profile.monitoring,
         inventory=Inventory(path="inventory", project_dir=str(project), hosts=specs),
         host=spec,
-        secrets=load_or_create_secrets(default_secrets_path(project)),
+        secrets=monitoring_secrets,
     )

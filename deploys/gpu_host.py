@@ -9,7 +9,7 @@ no further operations (nothing on it is changed); the other hosts go on.
 
 from pyinfra import host, logger
 
-from llmrack.config import spec_for_pyinfra_host
+from llmrack.config import deploy_spec
 from roles.container_toolkit import container_toolkit, docker_gpu_check
 from roles.cuda import cuda
 from roles.nvidia_driver import nvidia_driver
@@ -20,7 +20,7 @@ try:  # written by the docker_engine role's owner; the only writer of /etc/docke
 except ImportError:  # pragma: no cover - until that role exists
     docker_engine = None
 
-spec = spec_for_pyinfra_host(host)
+spec = deploy_spec()
 profile = spec.profile
 planned_tp = max([m.tensor_parallel_size or 1 for m in profile.stack.models] or [1])
 data_path = spec.data_disk.mount if spec.data_disk else "/"

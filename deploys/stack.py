@@ -7,18 +7,17 @@ host of the inventory.
 
 from pathlib import Path
 
-from pyinfra import host, inventory
-
 from llmrack.bundle import tier_images
-from llmrack.config import find_project_dir, spec_for_pyinfra_host
+from llmrack.config import deploy_specs, exit_on_bad_input, find_project_dir
 from llmrack.stack.hostplan import bundle_images, host_stack
 from roles.gateway import gateway
 from roles.llm_stack import activate_stack, llm_stack
 from roles.offline_bundle import offline_bundle
 
-spec = spec_for_pyinfra_host(host)
+spec, specs = deploy_specs()
 if spec.has_role("inference") or spec.has_role("gateway"):
-    hs = host_stack(spec, [spec_for_pyinfra_host(h) for h in inventory], find_project_dir(Path.cwd()))
+    with exit_on_bad_input():
+        hs = host_stack(spec, specs, find_project_dir(Path.cwd()))
     stack = hs.stack
     changes = []
     if hs.bundle_dir is not None:

@@ -7,7 +7,8 @@ file and the field, raised before any host is contacted.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -379,22 +380,30 @@ def spec_for_pyinfra_host(host: Any) -> HostSpec:
     )
 
 
-def deploy_spec() -> HostSpec:
-    """For deploy files: validate every host of the inventory once, then return this host's spec.
-
-    On bad input print one clear message and exit with code 2 before any operation is planned, so
-    nothing is changed on any host.
-    """
+@contextmanager
+def exit_on_bad_input() -> Iterator[None]:
+    """In deploy files: an ``LlmrackError`` becomes one clear message and exit code 2, no traceback."""
     import sys
 
-    from pyinfra import host, state
-
     try:
-        if not getattr(state, "_llmrack_validated", False):
-            for other in host.inventory:
-                spec_for_pyinfra_host(other)
-            state._llmrack_validated = True
-        return spec_for_pyinfra_host(host)
+        yield
     except LlmrackError as exc:
         sys.stderr.write(f"llmrack: {exc}\n")
         raise SystemExit(exc.exit_code) from None
+
+
+def deploy_specs() -> tuple[HostSpec, list[HostSpec]]:
+    """For deploy files: this host's spec and every host's, all validated before any operation is planned.
+
+    Bad input prints one clear message and exits with code 2, so nothing is changed on any host.
+    """
+    from pyinfra import host
+
+    with exit_on_bad_input():
+        specs = [spec_for_pyinfra_host(other) for other in host.inventory]
+        return next(s for s in specs if s.name == host.name), specs
+
+
+def deploy_spec() -> HostSpec:
+    """For deploy files: this host's validated spec (see ``deploy_specs``)."""
+    return deploy_specs()[0]
