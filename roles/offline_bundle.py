@@ -62,24 +62,27 @@ def offline_bundle(
     missing_refs = [r for r in (images or []) if r not in {i["ref"] for i in wanted}]
     if missing_refs:
         raise LlmrackError(f"the bundle has no image {missing_refs[0]} (rebuild it)", source=str(local))
+    # An image the engine already holds (same id) needs no upload: its tar is not hashed again on a no-op run.
+    present = host.get_fact(DockerImageIds, refs=" ".join(img["ref"] for img in wanted)) if wanted else {}
+    to_load = [img for img in wanted if present.get(img["ref"]) != img["id"]]
     uploads = []
-    rels = [img["file"] for img in wanted] + list(manifest.get("debs", []))
-    for rel in sorted({str(PurePosixPath(r).parent) for r in rels}):
+    rels = [img["file"] for img in to_load] + list(manifest.get("debs", []))
+    all_rels = [img["file"] for img in wanted] + list(manifest.get("debs", []))
+    for rel in sorted({str(PurePosixPath(r).parent) for r in all_rels}):
         files.directory(name=f"Create {remote / rel}", path=str(remote / rel), mode="750")
     for rel in rels:
         uploads.append(files.put(name=f"Upload {rel}", src=str(local / rel), dest=str(remote / rel), mode="640"))
-    if rels:
-        put_text("Write the bundle's sha256 sums", sums_file(entries, rels), str(remote / "SHA256SUMS"), mode="640")
+    if all_rels:
+        put_text("Write the bundle's sha256 sums", sums_file(entries, all_rels), str(remote / "SHA256SUMS"),
+                 mode="640")
         server.shell(
             name="Check the sha256 sums of the uploaded bundle",
-            commands=[f"cd {shlex.quote(str(remote))} && sha256sum --quiet --strict -c SHA256SUMS"],
+            commands=[f"cd {shlex.quote(str(remote))} && sha256sum --quiet --strict --ignore-missing -c SHA256SUMS"],
             _if=any_changed(*uploads),
         )
-    present = host.get_fact(DockerImageIds, refs=" ".join(img["ref"] for img in wanted)) if wanted else {}
-    for img in wanted:
-        if present.get(img["ref"]) != img["id"]:
-            server.shell(name=f"Load image {img['ref']}",
-                         commands=[f"docker load --quiet -i {shlex.quote(str(remote / img['file']))}"])
+    for img in to_load:
+        server.shell(name=f"Load image {img['ref']}",
+                     commands=[f"docker load --quiet -i {shlex.quote(str(remote / img['file']))}"])
 
     # ---- compose v2 plugin from the bundle when the host lacks that version
     installed = host.get_fact(DebPackages) or {}

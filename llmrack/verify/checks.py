@@ -565,7 +565,8 @@ def sw_prometheus(ctx: CheckContext) -> Outcome:
         return skip(NOT_DEPLOYED, "Prometheus is not deployed on this host", "all up")
     down: dict[str, str] = {}
     targets: list[dict[str, Any]] = []
-    for attempt in range(4):  # right after a start, targets are 'unknown' until their first scrape
+    attempts = 8
+    for attempt in range(attempts):  # right after a start: no targets yet, then 'unknown' until the first scrape
         try:
             code, body = ctx.http_on_host("http://127.0.0.1:9090/api/v1/targets?state=active")
         except CommandFailed as exc:
@@ -575,7 +576,8 @@ def sw_prometheus(ctx: CheckContext) -> Outcome:
         targets = json.loads(body).get("data", {}).get("activeTargets", [])
         down = {f"{t.get('labels', {}).get('job', '?')}/{t.get('scrapeUrl', '?')}":
                 f"{t.get('health')}: {t.get('lastError', '')}".rstrip(": ") for t in targets if t.get("health") != "up"}
-        if not any(v.startswith("unknown") for v in down.values()) or attempt == 3:
+        settled = targets and not any(v.startswith("unknown") for v in down.values())
+        if settled or attempt == attempts - 1:
             break
         time.sleep(5)
     value = {"up": len(targets) - len(down), "total": len(targets)}
