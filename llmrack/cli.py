@@ -398,6 +398,8 @@ def bench(
             raise ValueError
     except ValueError:
         raise fail(LlmrackError("a comma list of positive integers", field="--concurrency")) from None
+    if api_key_file is not None and not api_key_file.is_file():
+        raise fail(LlmrackError("no such file", source=str(api_key_file), field="--api-key-file"))
     key = api_key_file.read_text().strip() if api_key_file else os.environ.get("LLMRACK_API_KEY", "")
     res = bench_mod.run_bench(
         url,

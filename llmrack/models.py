@@ -67,6 +67,7 @@ def plan_for(profile: Any, model: ModelSettings, *, project_dir: Path | None = N
 
 def _tiny_config() -> Path:
     """config.json of the sandbox's tiny model, from the recipe it is built with (no torch needed)."""
+    import hashlib
     import json
     import tempfile
 
@@ -90,7 +91,8 @@ def _tiny_config() -> Path:
         },
         "tie_word_embeddings": False,
     }
-    d = Path(tempfile.gettempdir()) / f"llmrack-{TINY_MODEL_NAME}-{abs(hash(json.dumps(cfg, sort_keys=True)))}"
+    digest = hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:12]
+    d = Path(tempfile.gettempdir()) / f"llmrack-{TINY_MODEL_NAME}-{digest}"
     d.mkdir(exist_ok=True)
     (d / "config.json").write_text(json.dumps(cfg, sort_keys=True))
     return d

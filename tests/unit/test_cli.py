@@ -103,6 +103,11 @@ def test_deploy_unknown_deploy_name(monkeypatch):
     assert "no deploy 'nope'" in r.output
 
 
+def test_bench_missing_key_file_exits_2(tmp_path: Path):
+    r = run("bench", "--url", "http://127.0.0.1:9/v1", "--model", "m", "--api-key-file", str(tmp_path / "nope"))
+    assert r.exit_code == 2 and "--api-key-file: no such file" in r.output
+
+
 def test_usage_errors_exit_2():
     assert run("plan", "--gpus", "-1").exit_code == 2
     assert run("bench", "--url", "http://127.0.0.1:9/v1", "--model", "m", "--concurrency", "a,b").exit_code == 2
