@@ -311,6 +311,21 @@ def cname(c: dict[str, Any]) -> str:
     return c.get("Name", "?").lstrip("/")
 
 
+def _never_deployed(ctx: CheckContext, what: str, threshold: Any = None) -> Outcome | None:
+    """'not deployed' when the host never had the stack or monitoring project (its compose file is absent).
+
+    A host where the project exists but a service is stopped or broken is checked and fails as usual.
+    """
+    directory = ctx.profile.stack.directory if what == "stack" else ctx.profile.monitoring.directory
+    key = f"deployed:{directory}"
+    if key not in ctx.cache:
+        ctx.cache[key] = ctx.run(f"test -f {shlex.quote(directory)}/compose.yaml")[0] == 0
+    if ctx.cache[key]:
+        return None
+    return skip(NOT_DEPLOYED, f"the llmrack {what} is not deployed on this host (no {directory}/compose.yaml)",
+                threshold)
+
+
 def _has_role(ctx: CheckContext, role: str) -> bool:
     return ctx.spec.has_role(role)  # type: ignore[arg-type]
 
@@ -429,6 +444,8 @@ def sw_vllm(ctx: CheckContext) -> Outcome:
     want = served_names(ctx.spec)
     if not _has_role(ctx, "inference"):
         return skip(NOT_DEPLOYED, "the host has no inference role", want)
+    if (out := _never_deployed(ctx, 'stack', want)) is not None:
+        return out
     problems = []
     containers = ctx.find_containers("vllm")
     if ctx.containers() is None:
@@ -466,6 +483,8 @@ def sw_vector_store(ctx: CheckContext) -> Outcome:
     kind = ctx.profile.stack.vector_store.kind
     if kind == "none" or not _has_role(ctx, "inference"):
         return skip(NOT_DEPLOYED, f"no vector store on this host (kind: {kind})", kind)
+    if (out := _never_deployed(ctx, 'stack', kind)) is not None:
+        return out
     found = vector_container(ctx)
     if found is None:
         return bad(f"no {kind} container on the host", None, "healthy")
@@ -502,6 +521,8 @@ def vector_container(ctx: CheckContext) -> dict[str, Any] | None:
 def sw_gateway_tls(ctx: CheckContext) -> Outcome:
     if not _has_role(ctx, "gateway"):
         return skip(NOT_DEPLOYED, "the host has no gateway role", "TLSv1.2+")
+    if (out := _never_deployed(ctx, 'stack', "TLSv1.2+")) is not None:
+        return out
     port = ctx.profile.stack.gateway.https_port
     info = tls_probe(ctx.client_address, port)
     if "error" in info:
@@ -563,6 +584,8 @@ def sw_prometheus(ctx: CheckContext) -> Outcome:
     mon = ctx.profile.monitoring
     if not mon.enabled or not _has_role(ctx, "monitoring"):
         return skip(NOT_DEPLOYED, "Prometheus is not deployed on this host", "all up")
+    if (out := _never_deployed(ctx, 'monitoring', "all up")) is not None:
+        return out
     down: dict[str, str] = {}
     targets: list[dict[str, Any]] = []
     attempts = 8
@@ -595,6 +618,8 @@ def sw_grafana(ctx: CheckContext) -> Outcome:
     mon = ctx.profile.monitoring
     if not (mon.enabled and mon.grafana) or not _has_role(ctx, "monitoring"):
         return skip(NOT_DEPLOYED, "Grafana is not deployed on this host (monitoring.grafana: false)", "ok")
+    if (out := _never_deployed(ctx, 'monitoring', "ok")) is not None:
+        return out
     try:
         code, body = ctx.http_on_host("http://127.0.0.1:3000/api/health")
     except CommandFailed as exc:
@@ -958,6 +983,8 @@ def _is_loopback(address: str) -> bool:
 def sec_gateway_auth(ctx: CheckContext) -> Outcome:
     if not _has_role(ctx, "gateway"):
         return skip(NOT_DEPLOYED, "the host has no gateway role", "401/403")
+    if (out := _never_deployed(ctx, 'stack', "401/403")) is not None:
+        return out
     try:
         resp = ctx.gateway_get("/v1/models", key=False)
     except Exception as exc:
@@ -1005,6 +1032,8 @@ def bench_result(ctx: CheckContext) -> dict[str, Any]:
 def _perf_guard(ctx: CheckContext, threshold: Any) -> Outcome | None:
     if not (_has_role(ctx, "inference") and _has_role(ctx, "gateway")):
         return skip(NOT_DEPLOYED, "the host does not serve the API (inference + gateway roles)", threshold)
+    if (out := _never_deployed(ctx, 'stack', threshold)) is not None:
+        return out
     if not ctx.api_key:
         return bad("no API key found for the gateway (.llmrack/secrets/<host>/): cannot benchmark", None, threshold)
     return None

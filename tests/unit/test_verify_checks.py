@@ -143,10 +143,21 @@ def test_vllm_check_reports_stopped_container():
     inspect = ('[{"Name": "/stack-vllm-qwen2-5-72b-1", "Config": {"Image": "llmrack/vllm:cpu", "Labels": '
                '{"com.docker.compose.service": "vllm-qwen2-5-72b"}}, "State": {"Status": "exited", '
                '"Health": {"Status": "unhealthy"}}}]')
-    answers = {r"command -v docker": (0, ""), r"docker ps -aq": (0, "abc\n"), r"docker inspect": (0, inspect)}
+    answers = {r"command -v docker": (0, ""), r"docker ps -aq": (0, "abc\n"), r"docker inspect": (0, inspect),
+               r"test -f /opt/llmrack/stack/compose.yaml": (0, "")}
     res = C.sw_vllm(ctx_for(answers, roles=["inference"]))
     assert res.status == "fail"
     assert "container stack-vllm-qwen2-5-72b-1 is exited (unhealthy)" in res.message
+
+
+def test_stack_checks_say_not_deployed_on_a_host_without_the_stack():
+    """A GPU host before the stack is deployed (e.g. signing off the hardware first): no compose project."""
+    ctx = ctx_for({r"command -v docker": (1, "")})
+    for fn in (C.sw_vllm, C.sw_vector_store, C.sw_gateway_tls, C.sw_prometheus, C.sec_gateway_auth,
+               C.perf_single_stream):
+        res = fn(ctx)
+        assert res.status == "skip" and res.skip_reason == "not deployed", (fn.__name__, res)
+        assert "/compose.yaml" in res.message
 
 
 def test_local_host_data_volume_os_and_memory(tmp_path):
