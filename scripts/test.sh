@@ -5,7 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 .venv/bin/ruff check .
-# The stack-through-the-gateway and acceptance suites (test_stack.py, test_verify.py) deploy the whole stack
-# again on their own hosts; they run with: .venv/bin/pytest tests/integration/test_stack.py tests/integration/test_verify.py
-exec .venv/bin/pytest tests/unit tests/integration -p no:cacheprovider \
-    --deselect tests/integration/test_stack.py --deselect tests/integration/test_verify.py "$@"
+exec .venv/bin/pytest tests/unit tests/integration -p no:cacheprovider "$@"
