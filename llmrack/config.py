@@ -66,8 +66,11 @@ class TierProfile(Settings):
             bad = [g for g in model.gpus if g >= gpus]
             if bad:
                 raise ValueError(f"stack.models.{i}.gpus: index {bad[0]} but the tier has {gpus} GPU(s)")
-        if gpus == 0 and self.nvidia.enabled:
-            raise ValueError("nvidia.enabled: true on a tier without GPUs (hardware.gpu.count is 0)")
+        # The NVIDIA stack is on by default: on a tier without GPUs that is a forgotten hardware.gpu section,
+        # unless nvidia.enabled is said explicitly (the driver installed ahead of the cards, or tested without them).
+        if gpus == 0 and self.nvidia.enabled and "enabled" not in self.nvidia.model_fields_set:
+            raise ValueError("nvidia.enabled: true (the default) on a tier without GPUs (hardware.gpu.count is 0): "
+                             "set hardware.gpu, or nvidia.enabled: false for a CPU-only tier")
         return self
 
 

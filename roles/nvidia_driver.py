@@ -29,9 +29,12 @@ DEBIAN_MIRROR = "http://deb.debian.org/debian"
 # Packages that make up an installed driver branch (held so unattended upgrades cannot break the module).
 DRIVER_PACKAGE = re.compile(
     r"^(nvidia-(driver|headless|headless-no-dkms|dkms|utils|compute-utils|kernel-common|kernel-source|"
-    r"kernel-dkms|persistenced|firmware)(-\d+)?(-server)?(-open)?|linux-modules-nvidia-.+|"
-    r"libnvidia-compute-\d+(-server)?)$"
+    r"kernel-dkms|open-kernel-dkms|persistenced|firmware|smi)(-\d+)?(-server)?(-open)?|linux-modules-nvidia-.+|"
+    r"libnvidia-compute-\d+(-server)?|libcuda1|firmware-nvidia-gsp)$"
 )
+# Packages whose version is the driver's (Ubuntu metapackages; Debian's module and nvidia-smi).
+DRIVER_VERSION_PACKAGE = re.compile(
+    r"^nvidia-(driver|headless|headless-no-dkms)(-\d+)?(-server)?(-open)?$|^nvidia-(open-)?kernel-dkms$|^nvidia-smi$")
 
 
 @dataclass
@@ -43,6 +46,7 @@ class DriverPlan:
     hold: list[str] = field(default_factory=list)
     installed_version: str | None = None
     reboot_pending: bool = False
+    reboot_on_change: bool = True  # False without a GPU on the bus: the module cannot load, a reboot is useless
     non_free_sources: str = ""  # Debian codename whose non-free components must be enabled
 
 
@@ -52,22 +56,34 @@ def kernel_flavour(release: str) -> str:
 
 
 def ubuntu_packages(settings: NvidiaSettings, kernel_release: str, *, signed: bool) -> list[str]:
-    b, flav = settings.driver_branch, kernel_flavour(kernel_release)
+    """Ubuntu's package names (restricted component). Signed modules are the prebuilt package for the running
+    kernel (``linux-modules-nvidia-550-server-6.8.0-45-generic``): a flavour meta package would follow the
+    GA kernel and pull a second kernel onto an HWE host."""
+    b = settings.driver_branch
+    open_ = "-open" if settings.open_kernel_module else ""
     if settings.driver_flavor == "desktop":
         if signed:
-            return [f"linux-modules-nvidia-{b}-{flav}", f"nvidia-driver-{b}"]
-        return [f"linux-headers-{kernel_release}", "dkms", f"nvidia-driver-{b}"]
+            return [f"linux-modules-nvidia-{b}{open_}-{kernel_release}", f"nvidia-driver-{b}{open_}"]
+        return [f"linux-headers-{kernel_release}", "dkms", f"nvidia-driver-{b}{open_}"]
     if signed:
-        return [f"linux-modules-nvidia-{b}-server-{flav}", f"nvidia-headless-no-dkms-{b}-server",
-                f"nvidia-utils-{b}-server"]
+        return [f"linux-modules-nvidia-{b}-server{open_}-{kernel_release}",
+                f"nvidia-headless-no-dkms-{b}-server{open_}", f"nvidia-utils-{b}-server"]
     if settings.driver_flavor == "headless":
-        return [f"linux-headers-{kernel_release}", "dkms", f"nvidia-headless-{b}-server", f"nvidia-utils-{b}-server"]
-    return [f"linux-headers-{kernel_release}", "dkms", f"nvidia-driver-{b}-server"]
+        return [f"linux-headers-{kernel_release}", "dkms", f"nvidia-headless-{b}-server{open_}",
+                f"nvidia-utils-{b}-server"]
+    return [f"linux-headers-{kernel_release}", "dkms", f"nvidia-driver-{b}-server{open_}"]
 
 
-def debian_packages(kernel_release: str) -> list[str]:
-    return [f"linux-headers-{kernel_release}", "nvidia-driver", "nvidia-kernel-dkms", "nvidia-persistenced",
-            "firmware-misc-nonfree"]
+# The branch each Debian release ships in non-free (bookworm: 535.261, trixie: 550.163).
+DEBIAN_BRANCH = {"12": 535, "13": 550}
+
+
+def debian_packages(settings: NvidiaSettings, kernel_release: str, installed: dict[str, str]) -> list[str]:
+    """Compute-only set (no X server): DKMS module, nvidia-smi (with libnvidia-ml), libcuda, persistenced,
+    GSP firmware. Headers only for a distro kernel: a custom kernel brings its own."""
+    headers = [f"linux-headers-{kernel_release}"] if f"linux-image-{kernel_release}" in installed else []
+    module = "nvidia-open-kernel-dkms" if settings.open_kernel_module else "nvidia-kernel-dkms"
+    return [*headers, module, "nvidia-smi", "libcuda1", "nvidia-persistenced", "firmware-nvidia-gsp"]
 
 
 def kernel_meta_packages(installed: dict[str, str], kernel_release: str) -> list[str]:
@@ -87,11 +103,16 @@ def installed_driver_version(facts: dict[str, Any]) -> str | None:
         return modules["nvidia_version"]
     installed = (facts.get("packages") or {}).get("installed", {})
     for name, version in sorted(installed.items()):
-        if re.match(r"^nvidia-(driver|headless|headless-no-dkms)(-\d+)?(-server)?$", name):
+        if DRIVER_VERSION_PACKAGE.match(name):
             m = re.search(r"(\d{3}\.\d+(\.\d+)?)", version)
             if m:
                 return m.group(1)
     return None
+
+
+def gpu_present(facts: dict[str, Any]) -> bool:
+    """An NVIDIA device seen by nvidia-smi or lspci: only then can a new module be loaded by a reboot."""
+    return bool((facts.get("gpus") or {}).get("count"))
 
 
 def plan_driver(facts: dict[str, Any], settings: NvidiaSettings) -> DriverPlan:
@@ -115,8 +136,8 @@ def plan_driver(facts: dict[str, Any], settings: NvidiaSettings) -> DriverPlan:
     driver_installed = [n for n in installed if DRIVER_PACKAGE.match(n)]
     if major is not None and major >= settings.driver_branch:
         hold = sorted(set(driver_installed) | set(kernel_meta_packages(installed, kernel)))
-        pending = bool(driver_installed) and not modules.get("nvidia") and not (facts.get("gpus") or {}).get(
-            "driver_version")
+        pending = gpu_present(facts) and bool(driver_installed) and not modules.get("nvidia") and not (
+            facts.get("gpus") or {}).get("driver_version")
         return DriverPlan(
             action="keep", distro=distro, installed_version=current, reboot_pending=pending,
             hold=[n for n in hold if n not in held] if settings.hold_packages else [],
@@ -137,7 +158,13 @@ def plan_driver(facts: dict[str, Any], settings: NvidiaSettings) -> DriverPlan:
         packages = ubuntu_packages(settings, kernel, signed=signed)
         sources = ""
     elif distro_id == "debian" and version in ("12", "13"):
-        packages = debian_packages(kernel)
+        if settings.driver_branch > DEBIAN_BRANCH[version]:
+            return DriverPlan(
+                action="stop", distro=distro, installed_version=current,
+                reason=f"Debian {version} ships NVIDIA driver branch {DEBIAN_BRANCH[version]} in non-free; the tier "
+                       f"asks for {settings.driver_branch}: set nvidia.driver_branch: {DEBIAN_BRANCH[version]} or "
+                       "use Ubuntu 22.04/24.04 (branches up to 580).")
+        packages = debian_packages(settings, kernel, installed)
         sources = codename or {"12": "bookworm", "13": "trixie"}[version]
     else:
         return DriverPlan(action="stop", distro=distro, installed_version=current,
@@ -149,6 +176,7 @@ def plan_driver(facts: dict[str, Any], settings: NvidiaSettings) -> DriverPlan:
         f"no NVIDIA driver installed; installing branch {settings.driver_branch}"
     return DriverPlan(
         action="install", distro=distro, packages=packages, installed_version=current, non_free_sources=sources,
+        reboot_on_change=gpu_present(facts),
         hold=sorted({p for p in to_hold if p not in held}) if settings.hold_packages else [],
         reason=why + (" (signed prebuilt modules for Secure Boot)" if signed else ""),
     )
@@ -174,6 +202,10 @@ def nvidia_driver(settings: NvidiaSettings, *, apt_mirror: str = "") -> DriverPl
     facts = gather_driver_facts()
     plan = plan_driver(facts, settings)
     logger.info(f"{host.print_prefix}nvidia driver: {plan.reason}")
+    if plan.packages:
+        logger.info(f"{host.print_prefix}nvidia driver: packages {' '.join(plan.packages)}")
+    if plan.hold:
+        logger.info(f"{host.print_prefix}nvidia driver: holds {' '.join(plan.hold)}")
     if plan.action == "stop":
         python.raise_exception(DeployError, f"nvidia driver on {host.name}: {plan.reason}",
                                name="Stop this host: the NVIDIA driver cannot be installed as configured")
@@ -186,7 +218,10 @@ def nvidia_driver(settings: NvidiaSettings, *, apt_mirror: str = "") -> DriverPl
     )
     server.shell(
         name="Rebuild the initramfs without nouveau and nova_core",
-        commands=["update-initramfs -u"],
+        # initramfs-tools (Debian/Ubuntu) or dracut; a host booting without an initramfs has nothing to rebuild
+        commands=["if command -v update-initramfs >/dev/null; then update-initramfs -u; "
+                  "elif command -v dracut >/dev/null; then dracut -f; "
+                  "else echo 'no initramfs tool: nothing to rebuild'; fi"],
         _if=blacklist.did_change,
     )
 
@@ -204,9 +239,13 @@ def nvidia_driver(settings: NvidiaSettings, *, apt_mirror: str = "") -> DriverPl
             apt.update(name="Update apt lists (non-free enabled)", _if=nonfree.did_change)
         driver = apt.packages(
             name=f"Install the NVIDIA driver branch {settings.driver_branch} packages",
-            packages=plan.packages, update=True, cache_time=3600,
+            packages=plan.packages, update=True, cache_time=3600, no_recommends=plan.distro.startswith("debian"),
         )
-        module_changed.append(driver)
+        if plan.reboot_on_change:
+            module_changed.append(driver)
+        else:
+            logger.warning(f"{host.print_prefix}nvidia driver: no NVIDIA GPU on the PCI bus; installed without a "
+                           "reboot (the module loads when a GPU is present)")
 
     if plan.hold:
         server.shell(
@@ -215,9 +254,12 @@ def nvidia_driver(settings: NvidiaSettings, *, apt_mirror: str = "") -> DriverPl
         )
 
     if host.get_fact(Directory, path="/run/systemd/system"):
+        # Started only while the module is loaded: before the reboot (or without a GPU) it cannot open
+        # /dev/nvidiactl; enabled, it starts at the next boot.
+        loaded = bool((facts.get("modules") or {}).get("nvidia"))
         systemd.service(
-            name="Enable and start nvidia-persistenced",
-            service="nvidia-persistenced.service", running=True, enabled=True,
+            name="Enable nvidia-persistenced" + (" and start it" if loaded else " (starts at boot)"),
+            service="nvidia-persistenced.service", running=True if loaded else None, enabled=True,
         )
     else:
         logger.warning(f"{host.print_prefix}nvidia driver: systemd is not PID 1; nvidia-persistenced not managed")

@@ -32,6 +32,10 @@ class ContainerToolkitSettings(Settings):
 class NvidiaSettings(Settings):
     enabled: bool = Field(True, description="Install and manage the NVIDIA stack (off for CPU-only tiers).")
     driver_branch: int = Field(550, ge=535, description="Driver branch (>= 535).")
+    open_kernel_module: bool = Field(
+        False, description="NVIDIA's open kernel module packages (-open): required on Blackwell GPUs, recommended by "
+        "NVIDIA for Turing and newer from branch 560.",
+    )
     driver_flavor: Literal["server", "headless", "desktop"] = Field("server", description="Ubuntu package flavour.")
     secure_boot: Literal["stop", "signed"] = Field(
         "stop", description="With Secure Boot on: stop with a message, or use signed prebuilt module packages."

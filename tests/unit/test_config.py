@@ -128,8 +128,12 @@ def test_bad_tier_file_names_tier_file(project: Path):
     with pytest.raises(LlmrackError, match=r"syntax.yaml: line \d+: not valid YAML"):
         load_tier("syntax", project)
     (project / "tiers" / "gpuless.yaml").write_text("stack: {models: [{name: x}]}\n")
-    with pytest.raises(LlmrackError, match="nvidia.enabled: true on a tier without GPUs"):
+    with pytest.raises(LlmrackError, match=r"nvidia.enabled: true \(the default\) on a tier without GPUs"):
         load_tier("gpuless", project)
+    # said explicitly, it is allowed: the driver installed ahead of the cards
+    (project / "tiers" / "cpu.yaml").write_text("nvidia: {enabled: false}\nstack: {models: [{name: x}]}\n")
+    ahead = load_tier("cpu", project, {"nvidia": {"enabled": True}})
+    assert ahead.nvidia.enabled and ahead.hardware.gpu.count == 0
 
 
 def test_missing_and_non_python_inventory(tmp_path: Path):

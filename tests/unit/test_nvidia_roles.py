@@ -79,8 +79,13 @@ def test_secure_boot_stops_unless_signed_modules_are_chosen():
     assert stop.action == "stop" and "nvidia.secure_boot: signed" in stop.reason
     signed = plan_driver(bare_facts(secure_boot="enabled"), NvidiaSettings(secure_boot="signed"))
     assert signed.action == "install"
-    assert signed.packages == ["linux-modules-nvidia-550-server-generic", "nvidia-headless-no-dkms-550-server",
+    # the prebuilt module for the running kernel, not the flavour meta package (that one follows the GA kernel)
+    assert signed.packages == [f"linux-modules-nvidia-550-server-{KERNEL}", "nvidia-headless-no-dkms-550-server",
                                "nvidia-utils-550-server"]
+    opened = plan_driver(bare_facts(secure_boot="enabled"),
+                         NvidiaSettings(secure_boot="signed", open_kernel_module=True, driver_branch=580))
+    assert opened.packages == [f"linux-modules-nvidia-580-server-open-{KERNEL}",
+                               "nvidia-headless-no-dkms-580-server-open", "nvidia-utils-580-server"]
     assert not any(p == "dkms" or p.startswith("linux-headers") for p in signed.packages)
 
 
@@ -106,15 +111,47 @@ def test_installed_packages_without_loaded_module_want_a_reboot():
     assert plan.action == "keep" and plan.installed_version == "550.144.03" and plan.reboot_pending
 
 
-def test_debian_uses_non_free_and_dkms():
-    plan = plan_driver(bare_facts(os_release={"id": "debian", "version_id": "12", "version_codename": "bookworm"},
-                                  kernel="6.1.0-28-amd64"), NvidiaSettings())
-    assert plan.action == "install" and plan.non_free_sources == "bookworm"
-    assert plan.packages == ["linux-headers-6.1.0-28-amd64", "nvidia-driver", "nvidia-kernel-dkms",
-                             "nvidia-persistenced", "firmware-misc-nonfree"]
+BOOKWORM = {"id": "debian", "version_id": "12", "version_codename": "bookworm"}
+
+
+def test_debian_uses_non_free_and_dkms_without_x():
+    kernel = "6.1.0-28-amd64"
+    f = bare_facts(os_release=BOOKWORM, kernel=kernel,
+                   packages={"installed": {f"linux-image-{kernel}": "6.1.119-1", "linux-image-amd64": "6.1.119-1"},
+                             "held": []})
+    plan = plan_driver(f, NvidiaSettings(driver_branch=535))
+    assert plan.action == "install" and plan.non_free_sources == "bookworm" and plan.reboot_on_change
+    assert plan.packages == [f"linux-headers-{kernel}", "nvidia-kernel-dkms", "nvidia-smi", "libcuda1",
+                             "nvidia-persistenced", "firmware-nvidia-gsp"]
+    assert plan.hold == ["firmware-nvidia-gsp", "libcuda1", f"linux-image-{kernel}", "linux-image-amd64",
+                         "nvidia-kernel-dkms", "nvidia-persistenced", "nvidia-smi"]
+    assert "nvidia-open-kernel-dkms" in plan_driver(f, NvidiaSettings(driver_branch=535,
+                                                                      open_kernel_module=True)).packages
     on = plan_driver(bare_facts(os_release={"id": "debian", "version_id": "13"}, secure_boot="enabled"),
                      NvidiaSettings(secure_boot="signed"))
     assert on.action == "stop" and "Secure Boot" in on.reason
+
+
+def test_debian_branch_above_the_release_stops():
+    stop = plan_driver(bare_facts(os_release=BOOKWORM), NvidiaSettings(driver_branch=550))
+    assert stop.action == "stop" and "Debian 12 ships NVIDIA driver branch 535" in stop.reason
+    assert "nvidia.driver_branch: 535" in stop.reason
+    trixie = plan_driver(bare_facts(os_release={"id": "debian", "version_id": "13"}), NvidiaSettings(driver_branch=550))
+    assert trixie.action == "install" and trixie.non_free_sources == "trixie"
+
+
+def test_debian_without_gpu_or_distro_kernel_installs_without_headers_or_reboot_and_then_keeps():
+    """A GPU-less host on a kernel not from a Debian package (the sandbox): no headers package, no reboot."""
+    f = bare_facts(os_release=BOOKWORM, kernel="6.18.44-custom", gpus=facts.parse_nvidia_gpus([]),
+                   packages={"installed": {}, "held": []}, modules={"nvidia": False, "loaded": []})
+    plan = plan_driver(f, NvidiaSettings(driver_branch=535))
+    assert plan.action == "install" and not plan.reboot_on_change
+    assert not any(p.startswith("linux-headers") for p in plan.packages)
+    installed = {p: "535.261.03-1" for p in plan.packages}
+    after = plan_driver({**f, "packages": {"installed": installed, "held": sorted(plan.hold)}},
+                        NvidiaSettings(driver_branch=535))
+    assert after.action == "keep" and after.installed_version == "535.261.03"
+    assert after.hold == [] and after.reboot_pending is False
 
 
 def test_unsupported_os_stops():
