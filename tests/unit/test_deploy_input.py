@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PYINFRA = str(Path(sys.executable).with_name("pyinfra"))
 
 
-@pytest.mark.parametrize("deploy", ["full_stack", "docker_host", "base", "stack", "gpu_host", "nvidia_driver", "hardening"])
+@pytest.mark.parametrize("deploy", ["full_stack", "docker_host", "base", "stack", "gpu_host", "nvidia_driver",
+                                    "hardening"])
 @pytest.mark.parametrize(
     ("data", "expected"),
     [
