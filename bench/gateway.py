@@ -4,15 +4,23 @@
         --direct http://VLLM:8000 --backend-key KEY --model llmrack-tiny [--requests 32] [--max-tokens 64]
 
 For each of 1 and 16 concurrent streams it runs the same bounded number of streamed completions against
-each target, alternating which target goes first in rounds, and prints p50/p90 TTFT, aggregate tokens/s and
+each target in batches of that many streams, alternating between the targets batch by batch (and which
+goes first), and prints p50/p90 TTFT, aggregate tokens/s and
 the gateway/direct ratios. Clients keep their connections alive, as OpenAI SDK clients do: each target's
 connections are opened (TLS included) before timing starts, so TTFT is the request's, not the handshake's.
 Prompts differ per request (no prefix-cache hit makes one target look faster). Bounded in count
 (--requests per target and level) and time (--deadline seconds for the whole run).
 
-The direct vLLM port is reachable only from inside the host's backend network (run there, or through an
-SSH tunnel such as ``ssh -L 18000:172.31.250.100:8000 HOST``); its key is the cluster backend key in
-.llmrack/secrets/cluster/backend_api_key.
+The direct vLLM port is reachable only from inside the host's backend network. The fair comparison runs
+the client there, so both paths start at the same place and differ only by the gateway hop, e.g. on the
+host with the vLLM image (it carries httpx):
+
+    docker run --rm --network llmrack_backend -e LLMRACK_BENCH_KEY -e LLMRACK_BENCH_BACKEND_KEY \
+        -v $PWD/gateway.py:/bench.py:ro --entrypoint python3 IMAGE /bench.py \
+        --gateway https://172.31.250.10:443 --direct http://172.31.250.100:8000 --model llmrack-tiny
+
+(an SSH tunnel, ``ssh -L 18000:172.31.250.100:8000 HOST``, also works but adds its own hop to the direct
+path). The backend key is the cluster's, in .llmrack/secrets/cluster/backend_api_key.
 """
 
 from __future__ import annotations
@@ -20,8 +28,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import time
+from pathlib import Path
 
 import httpx
 
@@ -46,22 +56,15 @@ async def one_stream(client: httpx.AsyncClient, url: str, key: str, model: str, 
     return (first if first is not None else float("nan")), chunks
 
 
-async def run_level(client: httpx.AsyncClient, url: str, key: str, model: str, concurrency: int, n: int,
-                    max_tokens: int, tag: str, deadline: float) -> dict[str, float]:
-    sem = asyncio.Semaphore(concurrency)
-
-    async def bounded(i: int) -> tuple[float, int]:
-        async with sem:
-            return await one_stream(client, url, key, model, f"{tag} request {i}: def main():", max_tokens)
-
+async def run_batch(client: httpx.AsyncClient, url: str, key: str, model: str, concurrency: int,
+                    max_tokens: int, tag: str, deadline: float) -> tuple[list[float], int, float]:
+    """``concurrency`` streams at once: (TTFTs ms, content chunks, wall s)."""
     t0 = time.monotonic()
-    results = await asyncio.wait_for(asyncio.gather(*(bounded(i) for i in range(n))),
-                                     timeout=max(1.0, deadline - time.monotonic()))
-    wall = time.monotonic() - t0
-    ttfts = sorted(r[0] * 1000 for r in results)
-    return {"n": len(results), "ttft_p50_ms": statistics.median(ttfts),
-            "ttft_p90_ms": ttfts[min(len(ttfts) - 1, int(0.9 * len(ttfts)))],
-            "tokens_per_s": sum(r[1] for r in results) / wall}
+    results = await asyncio.wait_for(
+        asyncio.gather(*(one_stream(client, url, key, model, f"{tag}.{i}: def main():", max_tokens)
+                         for i in range(concurrency))),
+        timeout=max(1.0, deadline - time.monotonic()))
+    return [r[0] * 1000 for r in results], sum(r[1] for r in results), time.monotonic() - t0
 
 
 async def warm(client: httpx.AsyncClient, url: str, key: str, model: str, concurrency: int) -> None:
@@ -77,48 +80,90 @@ async def main_async(a: argparse.Namespace) -> int:
     print(f"{'streams':>7} {'target':>8} {'n':>4} {'TTFT p50 ms':>12} {'TTFT p90 ms':>12} {'tokens/s':>9}")
     try:
         for level in LEVELS:
-            res: dict[str, list[dict[str, float]]] = {"direct": [], "gateway": []}
-            rounds = 2
-            for r in range(rounds):  # alternate which target goes first
-                order = ["direct", "gateway"] if r % 2 == 0 else ["gateway", "direct"]
-                for name in order:
+            await asyncio.gather(*(warm(clients[n], *targets[n], a.model, level) for n in targets))
+            ttfts: dict[str, list[float]] = {"direct": [], "gateway": []}
+            chunks = {"direct": 0, "gateway": 0}
+            wall = {"direct": 0.0, "gateway": 0.0}
+            rounds = max(2, a.requests // level)
+            for r in range(rounds):  # batches alternate between the targets, and so does which goes first
+                for name in (["direct", "gateway"] if r % 2 == 0 else ["gateway", "direct"]):
                     url, key = targets[name]
-                    await warm(clients[name], url, key, a.model, level)
-                    res[name].append(await run_level(clients[name], url, key, a.model, level,
-                                                     max(1, a.requests // rounds), a.max_tokens,
-                                                     f"{name}-{level}-{r}", deadline))
+                    t, c, w = await run_batch(clients[name], url, key, a.model, level, a.max_tokens,
+                                              f"{name}-{level}-{r}", deadline)
+                    ttfts[name] += t
+                    chunks[name] += c
+                    wall[name] += w
             summary = {}
             for name in ("direct", "gateway"):
-                runs = res[name]
-                summary[name] = {
-                    "n": sum(x["n"] for x in runs),
-                    "ttft_p50_ms": statistics.median(x["ttft_p50_ms"] for x in runs),
-                    "ttft_p90_ms": max(x["ttft_p90_ms"] for x in runs),
-                    "tokens_per_s": statistics.mean(x["tokens_per_s"] for x in runs),
-                }
+                t = sorted(ttfts[name])
+                summary[name] = {"n": len(t), "ttft_p50_ms": statistics.median(t),
+                                 "ttft_p90_ms": t[min(len(t) - 1, int(0.9 * len(t)))],
+                                 "tokens_per_s": chunks[name] / wall[name]}
                 s = summary[name]
                 print(f"{level:>7} {name:>8} {s['n']:>4} {s['ttft_p50_ms']:>12.1f} {s['ttft_p90_ms']:>12.1f} "
-                      f"{s['tokens_per_s']:>9.1f}")
+                      f"{s['tokens_per_s']:>9.1f}", flush=True)
             d, g = summary["direct"], summary["gateway"]
             print(f"{level:>7} {'ratio':>8}      TTFT p50 gateway/direct {g['ttft_p50_ms'] / d['ttft_p50_ms']:.3f}"
-                  f"  tokens/s gateway/direct {g['tokens_per_s'] / d['tokens_per_s']:.3f}")
+                  f"  tokens/s gateway/direct {g['tokens_per_s'] / d['tokens_per_s']:.3f}", flush=True)
     finally:
         for c in clients.values():
             await c.aclose()
     return 0
 
 
+def access_log_overhead(path: str) -> None:
+    """nginx's own share of each streamed completion, from the gateway's JSON access log: request_time minus
+    upstream_response_time (TLS, auth map, rate limits, proxying), and the upstream connect time (0 on a
+    kept-alive upstream connection). Resolution: nginx logs milliseconds."""
+    own, connect = [], []
+    for line in Path(path).read_text().splitlines():
+        try:
+            rec = json.loads(line[line.index("{"):])
+        except ValueError:
+            continue
+        if rec.get("uri") != "/v1/completions" or rec.get("status") != 200:
+            continue
+        try:
+            own.append((float(rec["request_time"]) - float(rec["upstream_response_time"])) * 1000)
+            connect.append(float(rec["upstream_connect_time"]) * 1000)
+        except (KeyError, ValueError):
+            continue
+    if not own:
+        print("access log: no completed /v1/completions requests")
+        return
+    own.sort()
+    connect.sort()
+
+    def pct(v: list[float], q: float) -> float:
+        return v[min(len(v) - 1, int(q * len(v)))]
+
+    print(f"access log: {len(own)} completions; nginx's own time p50 {pct(own, .5):.1f} ms, "
+          f"p99 {pct(own, .99):.1f} ms; upstream connect p50 {pct(connect, .5):.1f} ms, p99 {pct(connect, .99):.1f} ms")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--gateway", required=True)
-    ap.add_argument("--key", required=True)
-    ap.add_argument("--direct", required=True)
-    ap.add_argument("--backend-key", required=True)
-    ap.add_argument("--model", required=True)
-    ap.add_argument("--requests", type=int, default=32, help="streams per target and level (split in 2 rounds)")
+    ap.add_argument("--gateway")
+    ap.add_argument("--key", default=os.environ.get("LLMRACK_BENCH_KEY"),
+                    help="gateway API key (default: $LLMRACK_BENCH_KEY, which keeps it out of the process list)")
+    ap.add_argument("--direct")
+    ap.add_argument("--backend-key", default=os.environ.get("LLMRACK_BENCH_BACKEND_KEY"),
+                    help="vLLM backend key (default: $LLMRACK_BENCH_BACKEND_KEY)")
+    ap.add_argument("--model", default="llmrack-tiny")
+    ap.add_argument("--requests", type=int, default=64,
+                    help="streams per target and level, in batches of the level's concurrency")
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--deadline", type=float, default=600, help="seconds for the whole benchmark")
-    return asyncio.run(main_async(ap.parse_args()))
+    ap.add_argument("--access-log", help="only analyse this gateway access log (docker logs of the gateway)")
+    a = ap.parse_args()
+    if a.access_log:
+        access_log_overhead(a.access_log)
+        return 0
+    if not a.gateway or not a.direct:
+        ap.error("--gateway and --direct are needed (or --access-log alone)")
+    if not a.key or not a.backend_key:
+        ap.error("both keys are needed: --key/--backend-key or $LLMRACK_BENCH_KEY/$LLMRACK_BENCH_BACKEND_KEY")
+    return asyncio.run(main_async(a))
 
 
 if __name__ == "__main__":
