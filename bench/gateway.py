@@ -21,6 +21,11 @@ host with the vLLM image (it carries httpx):
 
 (an SSH tunnel, ``ssh -L 18000:172.31.250.100:8000 HOST``, also works but adds its own hop to the direct
 path). The backend key is the cluster's, in .llmrack/secrets/cluster/backend_api_key.
+
+On a CPU-only host vLLM takes every core under load and its TTFT then swings far more than the gateway
+adds; give the engine its own cores first, e.g. on two cores ``docker update --cpuset-cpus 1`` for the vLLM
+container, ``--cpuset-cpus 0`` for the gateway container and ``docker run --cpuset-cpus 0`` for the client
+(undo with the full core list afterwards). A GPU host needs none of this.
 """
 
 from __future__ import annotations

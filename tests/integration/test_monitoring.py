@@ -4,7 +4,8 @@ The files are the ones the role writes for a sandbox host (``host_files``), with
 durations. node-exporter runs on the host network listening on the monitoring bridge's gateway, as the
 compose file runs it. The scrape target standing in for vLLM serves a static exposition with vLLM's current
 metric names (tests/fixtures/monitoring/vllm_metrics.prom): this test checks the alert pipeline and the
-dashboard queries, not vLLM itself. Every container and the network are named ``llmrack-mon-*`` and removed.
+dashboard queries, not vLLM itself (test_verify.py kills the real vLLM container of a deployed sandbox host
+and waits for the alert at a webhook there). Every container and the network are named ``llmrack-mon-*`` and removed.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
-"""The Debian non-free NVIDIA driver on a GPU-less sandbox host (Debian 12, no GPU, a kernel not from a
-Debian package): a branch the release does not ship stops with nothing changed; a dry run names the apt
-source and packages and touches nothing; the converge installs and holds the driver packages, blacklists
-nouveau and nova_core, enables nvidia-persistenced, does not reboot; a second converge changes nothing.
+"""The Debian non-free NVIDIA driver, and a dry run of the container toolkit, on a GPU-less sandbox host
+(Debian 12, no GPU, a kernel not from a Debian package): a branch the release does not ship stops with
+nothing changed; dry runs name the apt sources and packages and touch nothing; the converge installs and
+holds the driver packages, blacklists nouveau and nova_core, enables nvidia-persistenced, does not reboot;
+a second converge changes nothing.
 
 The nvidia module is never loaded here (no GPU and no headers for the shared kernel); that is the point:
 the packages, holds and configuration are what this host can prove. Runs deploys/nvidia_driver.py with the
@@ -20,6 +21,8 @@ pytestmark = pytest.mark.integration
 SANDBOX_HOSTS = 1
 DEPLOY = PROJECT / "deploys" / "nvidia_driver.py"
 SOURCES = "/etc/apt/sources.list.d/llmrack-non-free.sources"
+TOOLKIT_ONLY = PROJECT / "tests" / "integration" / "toolkit_only.py"
+TOOLKIT_LIST = "/etc/apt/sources.list.d/nvidia-container-toolkit.list"
 PACKAGES = ["nvidia-kernel-dkms", "nvidia-smi", "libcuda1", "nvidia-persistenced", "firmware-nvidia-gsp"]
 
 
@@ -43,10 +46,13 @@ def runs(sandbox_state, host1, tmp_path_factory):
     inv = _inventory(tmp, 535)
     dry = run_pyinfra(inv, DEPLOY, dry=True, env=env)
     sources_after_dry = host1.file(SOURCES).exists
+    toolkit_dry = run_pyinfra(inv, TOOLKIT_ONLY, dry=True, env=env)
+    toolkit_list_after_dry = host1.file(TOOLKIT_LIST).exists
     first = run_pyinfra(inv, DEPLOY, env=env, timeout=1200)
     boot_id = host1.file("/proc/sys/kernel/random/boot_id").content_string
     second = run_pyinfra(inv, DEPLOY, env=env)
     return SimpleNamespace(too_new=too_new, sources_after_stop=sources_after_stop, dry=dry,
+                           toolkit_dry=toolkit_dry, toolkit_list_after_dry=toolkit_list_after_dry,
                            sources_after_dry=sources_after_dry, first=first, second=second, boot_id=boot_id)
 
 
@@ -67,6 +73,18 @@ def test_dry_run_names_the_source_and_packages_and_touches_nothing(runs) -> None
     assert line.split("packages ", 1)[1].split() == PACKAGES  # no linux-headers-*: the kernel is not Debian's
     assert "nvidia driver: holds" in runs.dry.stderr
     assert not runs.sources_after_dry
+
+
+def test_container_toolkit_dry_run_plans_the_signed_repository_and_pinned_packages(runs) -> None:
+    r = runs.toolkit_dry
+    assert r.returncode == 0, r.stderr[-2000:]
+    planned = [op["name"] for op in r.plan if "host1" in op["hosts_with_change"] + op["hosts_with_conditional_change"]]
+    for expected in ("Download the NVIDIA container toolkit key to /etc/apt/keyrings/nvidia-container-toolkit.asc",
+                     f"Write {TOOLKIT_LIST}", "Install the NVIDIA container toolkit 1.17.8",
+                     "Hold the NVIDIA container toolkit packages", "Generate the CDI spec /etc/cdi/nvidia.yaml"):
+        assert any(expected in n for n in planned), (expected, planned)
+    assert "container toolkit: none -> 1.17.8" in r.stderr
+    assert not runs.toolkit_list_after_dry
 
 
 def test_converge_installs_and_holds_without_reboot(runs, host1) -> None:
