@@ -55,23 +55,25 @@ def kernel_flavour(release: str) -> str:
     return release.rsplit("-", 1)[-1] if "-" in release else "generic"
 
 
-def ubuntu_packages(settings: NvidiaSettings, kernel_release: str, *, signed: bool) -> list[str]:
+def ubuntu_packages(settings: NvidiaSettings, kernel_release: str, *, signed: bool,
+                    distro_kernel: bool = True) -> list[str]:
     """Ubuntu's package names (restricted component). Signed modules are the prebuilt package for the running
     kernel (``linux-modules-nvidia-550-server-6.8.0-45-generic``): a flavour meta package would follow the
-    GA kernel and pull a second kernel onto an HWE host."""
+    GA kernel and pull a second kernel onto an HWE host. A kernel not from a package gets no headers package
+    (none exists; such a kernel brings its own)."""
     b = settings.driver_branch
     open_ = "-open" if settings.open_kernel_module else ""
+    dkms = [f"linux-headers-{kernel_release}", "dkms"] if distro_kernel else ["dkms"]
     if settings.driver_flavor == "desktop":
         if signed:
             return [f"linux-modules-nvidia-{b}{open_}-{kernel_release}", f"nvidia-driver-{b}{open_}"]
-        return [f"linux-headers-{kernel_release}", "dkms", f"nvidia-driver-{b}{open_}"]
+        return [*dkms, f"nvidia-driver-{b}{open_}"]
     if signed:
         return [f"linux-modules-nvidia-{b}-server{open_}-{kernel_release}",
                 f"nvidia-headless-no-dkms-{b}-server{open_}", f"nvidia-utils-{b}-server"]
     if settings.driver_flavor == "headless":
-        return [f"linux-headers-{kernel_release}", "dkms", f"nvidia-headless-{b}-server{open_}",
-                f"nvidia-utils-{b}-server"]
-    return [f"linux-headers-{kernel_release}", "dkms", f"nvidia-driver-{b}-server{open_}"]
+        return [*dkms, f"nvidia-headless-{b}-server{open_}", f"nvidia-utils-{b}-server"]
+    return [*dkms, f"nvidia-driver-{b}-server{open_}"]
 
 
 # The branch each Debian release ships in non-free (bookworm: 535.261, trixie: 550.163).
@@ -154,8 +156,14 @@ def plan_driver(facts: dict[str, Any], settings: NvidiaSettings) -> DriverPlan:
             return DriverPlan(action="stop", distro=distro, installed_version=current,
                               reason=f"Secure Boot is on and a DKMS-built module would not load: {fix}.")
 
+    distro_kernel = f"linux-image-{kernel}" in installed
     if distro_id == "ubuntu" and version in ("22.04", "24.04"):
-        packages = ubuntu_packages(settings, kernel, signed=signed)
+        if signed and not distro_kernel:
+            return DriverPlan(action="stop", distro=distro, installed_version=current,
+                              reason=f"Secure Boot is on and kernel {kernel} is not one of Ubuntu's packaged kernels: "
+                                     "signed prebuilt nvidia modules exist only for those. Boot an Ubuntu kernel "
+                                     "or turn Secure Boot off.")
+        packages = ubuntu_packages(settings, kernel, signed=signed, distro_kernel=distro_kernel)
         sources = ""
     elif distro_id == "debian" and version in ("12", "13"):
         if settings.driver_branch > DEBIAN_BRANCH[version]:

@@ -57,8 +57,12 @@ def test_real_host_driver_580_satisfies_branch_550_and_is_left_alone():
 
 def test_real_host_older_than_branch_590_installs_it():
     plan = plan_driver(real_facts(), NvidiaSettings(driver_branch=590))
-    assert plan.action == "install" and "nvidia-driver-590-server" in plan.packages
-    assert "older than branch 590" in plan.reason
+    assert plan.action == "install" and "older than branch 590" in plan.reason
+    # that host boots a kernel that is not an Ubuntu package: no linux-headers-* package exists for it
+    assert plan.packages == ["dkms", "nvidia-driver-590-server"] and plan.reboot_on_change
+    signed = plan_driver({**real_facts(), "secure_boot": "enabled"},
+                         NvidiaSettings(driver_branch=590, secure_boot="signed"))
+    assert signed.action == "stop" and "not one of Ubuntu's packaged kernels" in signed.reason
 
 
 def test_fresh_ubuntu_dkms_server():
