@@ -23,14 +23,14 @@ from typing import Any
 
 from pyinfra import host, logger
 from pyinfra.api import FactBase, deploy
-from pyinfra.api.exceptions import DeployError
 from pyinfra.facts.files import Sha256File
 from pyinfra.facts.server import LinuxDistribution
-from pyinfra.operations import apt, files, python, server, systemd
+from pyinfra.operations import apt, files, server, systemd
 
 from llmrack.config import HostSpec
 from llmrack.settings.hardening import HardeningSettings
 from roles.base import APT_CACHE_MAX_AGE_S, APT_RETRIES, distribution_id, put_text, render_template
+from roles.stop import stop_host
 
 SSHD = "/usr/sbin/sshd"
 NFT = "/usr/sbin/nft"
@@ -284,7 +284,7 @@ def install_checked(name: str, text: str, dest: str, check: str, *, after: str =
 
 def _stop(message: str, name: str) -> None:
     logger.error(f"{host.print_prefix}hardening: {message}")
-    python.raise_exception(DeployError, f"hardening stopped {host.name}: {message}", name=name)
+    stop_host(f"hardening: {message}", name=name)
 
 
 # -------------------------------------------------------------------------------------------------- deploy

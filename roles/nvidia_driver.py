@@ -14,13 +14,13 @@ from typing import Any
 
 from pyinfra import host, logger
 from pyinfra.api import deploy
-from pyinfra.api.exceptions import DeployError
 from pyinfra.facts.files import Directory
 from pyinfra.facts.server import KernelVersion, OsRelease
 from pyinfra.operations import apt, files, python, server, systemd
 
 from llmrack.facts import KernelModules, NvidiaGpus, NvidiaPackages, SecureBoot, driver_major
 from llmrack.settings.nvidia import NvidiaSettings
+from roles.stop import stop_host
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 BLACKLIST_DEST = "/etc/modprobe.d/llmrack-blacklist-nouveau.conf"
@@ -201,6 +201,12 @@ def gather_driver_facts() -> dict[str, Any]:
     }
 
 
+def _reboot_needed(state, host) -> bool:  # noqa: ANN001 - pyinfra's State and Host
+    host.log_styled("stopped: the nvidia kernel module changed; reboot the host, then run the deploy again",
+                    fg="red", log_func=logger.error)
+    return False
+
+
 @deploy("NVIDIA driver")
 def nvidia_driver(settings: NvidiaSettings, *, apt_mirror: str = "") -> DriverPlan:
     """Install (or keep) the NVIDIA driver, blacklist nouveau and nova_core, hold packages, reboot on change.
@@ -215,8 +221,8 @@ def nvidia_driver(settings: NvidiaSettings, *, apt_mirror: str = "") -> DriverPl
     if plan.hold:
         logger.info(f"{host.print_prefix}nvidia driver: holds {' '.join(plan.hold)}")
     if plan.action == "stop":
-        python.raise_exception(DeployError, f"nvidia driver on {host.name}: {plan.reason}",
-                               name="Stop this host: the NVIDIA driver cannot be installed as configured")
+        stop_host(f"nvidia driver: {plan.reason}",
+                  name="Stop this host: the NVIDIA driver cannot be installed as configured")
         return plan
 
     blacklist = files.template(
@@ -279,10 +285,9 @@ def nvidia_driver(settings: NvidiaSettings, *, apt_mirror: str = "") -> DriverPl
                 _if=(lambda: True) if plan.reboot_pending else module_changed[0].did_change,
             )
         else:
-            python.raise_exception(
-                DeployError,
-                f"{host.name}: the nvidia kernel module changed; reboot the host, then run the deploy again",
+            python.call(
                 name="Stop this host: reboot needed for the new nvidia kernel module",
+                function=_reboot_needed,
                 _if=(lambda: True) if plan.reboot_pending else module_changed[0].did_change,
             )
     return plan

@@ -2,8 +2,8 @@
 
 ``preflight_problems`` is the pure comparison (unit-tested with recorded facts). The ``preflight`` deploy
 gathers the facts, logs every problem while the plan is made (so ``--dry`` shows them), and adds one
-operation that raises ``DeployError`` on that host: pyinfra then marks only this host failed, skips the rest
-of its operations, and the other hosts go on. The deploy returns the problems so that the calling deploy
+operation that fails that host (``roles.stop``, no traceback): pyinfra then marks only this host failed,
+skips the rest of its operations, and the other hosts go on. The deploy returns the problems so that the calling deploy
 adds no further operations for a stopped host (nothing is changed on it).
 """
 
@@ -13,14 +13,13 @@ from typing import Any
 
 from pyinfra import host, logger
 from pyinfra.api import deploy
-from pyinfra.api.exceptions import DeployError
 from pyinfra.facts.hardware import Cpus, Memory
 from pyinfra.facts.server import OsRelease
-from pyinfra.operations import python
 
 from llmrack.facts import FreeDisk, KernelModules, NvidiaGpus, SecureBoot, XidErrors
 from llmrack.settings.hardware import HardwareSettings
 from llmrack.settings.nvidia import NvidiaSettings
+from roles.stop import stop_host
 
 MEMORY_TOLERANCE = 0.10
 
@@ -176,10 +175,6 @@ def preflight(
         return []
     for problem in problems:
         logger.error(f"{host.print_prefix}preflight: {problem}")
-    message = f"preflight stopped {host.name} (tier {tier!r}): " + " | ".join(problems)
-    python.raise_exception(
-        DeployError,
-        message,
-        name=f"Stop this host: it does not match tier {tier} ({len(problems)} problem(s))",
-    )
+    stop_host(f"preflight (tier {tier!r}): " + " | ".join(problems),
+              name=f"Stop this host: it does not match tier {tier} ({len(problems)} problem(s))")
     return problems

@@ -61,6 +61,7 @@ def test_a_branch_debian_12_does_not_ship_stops_the_host_with_nothing_changed(ru
     assert r.returncode != 0
     assert "Debian 12 ships NVIDIA driver branch 535 in non-free; the tier asks for 550" in r.stderr
     assert "[host1] Error: executed 0 commands" in r.stderr
+    assert "Traceback" not in r.stderr
     assert not runs.sources_after_stop
 
 

@@ -142,5 +142,6 @@ def test_preflight_stop_fails_the_host_with_the_message_and_changes_nothing():
     res = _pyinfra("tests/gpu/inventory_local.py", "tests/gpu/preflight_only.py", tier="standard")
     assert res.returncode == 1
     out = res.stdout + res.stderr
-    assert "DeployError: preflight stopped @local (tier 'standard'): GPU: none found" in out
+    assert "stopped: preflight (tier 'standard'): GPU: none found" in out
     assert "executed 0 commands" in out
+    assert "Traceback" not in out  # an expected stop, not a crash
