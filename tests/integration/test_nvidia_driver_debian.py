@@ -1,8 +1,8 @@
 """The Debian non-free NVIDIA driver, and a dry run of the container toolkit, on a GPU-less sandbox host
-(Debian 12, no GPU, a kernel not from a Debian package): a branch the release does not ship stops with
-nothing changed; dry runs name the apt sources and packages and touch nothing; the converge installs and
-holds the driver packages, blacklists nouveau and nova_core, enables nvidia-persistenced, does not reboot;
-a second converge changes nothing.
+(Debian 12, no GPU, a kernel not from a Debian package). The GPU deploy with a GPU tier stops in preflight,
+and a branch the release does not ship stops the driver, both with nothing changed; dry runs name the apt
+sources and packages and touch nothing; the converge installs and holds the driver packages, blacklists
+nouveau and nova_core, enables nvidia-persistenced, does not reboot; a second converge changes nothing.
 
 The nvidia module is never loaded here (no GPU and no headers for the shared kernel); that is the point:
 the packages, holds and configuration are what this host can prove. Runs deploys/nvidia_driver.py with the
@@ -21,18 +21,21 @@ pytestmark = pytest.mark.integration
 SANDBOX_HOSTS = 1
 DEPLOY = PROJECT / "deploys" / "nvidia_driver.py"
 SOURCES = "/etc/apt/sources.list.d/llmrack-non-free.sources"
+GPU_HOST = PROJECT / "deploys" / "gpu_host.py"
+BLACKLIST = "/etc/modprobe.d/llmrack-blacklist-nouveau.conf"
 TOOLKIT_ONLY = PROJECT / "tests" / "integration" / "toolkit_only.py"
 TOOLKIT_LIST = "/etc/apt/sources.list.d/nvidia-container-toolkit.list"
 PACKAGES = ["nvidia-kernel-dkms", "nvidia-smi", "libcuda1", "nvidia-persistenced", "firmware-nvidia-gsp"]
 
 
-def _inventory(tmp: Path, branch: int) -> Path:
-    inv = tmp / f"driver_{branch}.py"
-    over = {"nvidia": {"enabled": True, "driver_branch": branch}}
+def _inventory(tmp: Path, branch: int, tier: str = "sandbox") -> Path:
+    inv = tmp / f"driver_{branch}_{tier}.py"
+    over = {"nvidia": {"enabled": True, "driver_branch": branch}} if tier == "sandbox" else {}
     inv.write_text(
         "import runpy\n"
         f"_base = runpy.run_path({str(SANDBOX_INVENTORY)!r})\n"
-        f"sandbox = [(n, {{**d, 'overrides': {{**d['overrides'], **{over!r}}}}}) for n, d in _base['sandbox']]\n"
+        f"sandbox = [(n, {{**d, 'tier': {tier!r}, 'overrides': {{**d['overrides'], **{over!r}}}}}) "
+        "for n, d in _base['sandbox']]\n"
     )
     return inv
 
@@ -41,6 +44,8 @@ def _inventory(tmp: Path, branch: int) -> Path:
 def runs(sandbox_state, host1, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("driver")
     env = sandbox_env(sandbox_state)
+    gpu_tier = run_pyinfra(_inventory(tmp, 550, tier="standard"), GPU_HOST, env=env, expect_json=False)
+    changed_after_gpu_tier = [p for p in (BLACKLIST, SOURCES, TOOLKIT_LIST) if host1.file(p).exists]
     too_new = run_pyinfra(_inventory(tmp, 550), DEPLOY, env=env, expect_json=False)  # its only host stops
     sources_after_stop = host1.file(SOURCES).exists
     inv = _inventory(tmp, 535)
@@ -51,9 +56,19 @@ def runs(sandbox_state, host1, tmp_path_factory):
     first = run_pyinfra(inv, DEPLOY, env=env, timeout=1200)
     boot_id = host1.file("/proc/sys/kernel/random/boot_id").content_string
     second = run_pyinfra(inv, DEPLOY, env=env)
-    return SimpleNamespace(too_new=too_new, sources_after_stop=sources_after_stop, dry=dry,
-                           toolkit_dry=toolkit_dry, toolkit_list_after_dry=toolkit_list_after_dry,
-                           sources_after_dry=sources_after_dry, first=first, second=second, boot_id=boot_id)
+    return SimpleNamespace(
+        gpu_tier=gpu_tier, changed_after_gpu_tier=changed_after_gpu_tier, too_new=too_new,
+        sources_after_stop=sources_after_stop, dry=dry, sources_after_dry=sources_after_dry,
+        toolkit_dry=toolkit_dry, toolkit_list_after_dry=toolkit_list_after_dry, first=first, second=second,
+        boot_id=boot_id)
+
+
+def test_a_gpu_tier_on_a_gpu_less_host_stops_in_preflight_with_nothing_changed(runs) -> None:
+    r = runs.gpu_tier
+    assert r.returncode != 0
+    assert "stopped: preflight (tier 'standard'): GPU" in r.stderr
+    assert "[host1] Error: executed 0 commands" in r.stderr and "Traceback" not in r.stderr
+    assert runs.changed_after_gpu_tier == []
 
 
 def test_a_branch_debian_12_does_not_ship_stops_the_host_with_nothing_changed(runs, host1) -> None:
@@ -101,7 +116,7 @@ def test_converge_installs_and_holds_without_reboot(runs, host1) -> None:
 
 
 def test_nouveau_and_nova_blacklisted_persistenced_enabled_module_not_loaded(runs, host1) -> None:
-    conf = host1.file("/etc/modprobe.d/llmrack-blacklist-nouveau.conf")
+    conf = host1.file(BLACKLIST)
     assert conf.contains("^blacklist nouveau") and conf.contains("^blacklist nova_core")
     assert host1.service("nvidia-persistenced").is_enabled
     assert not host1.file("/sys/module/nvidia").exists  # not loaded: no GPU, no module built for this kernel
