@@ -12,20 +12,14 @@ from pyinfra import host, logger
 from llmrack.config import deploy_spec
 from roles.container_toolkit import container_toolkit, docker_gpu_check
 from roles.cuda import cuda
+from roles.docker_engine import docker_engine
 from roles.nvidia_driver import nvidia_driver
-from roles.preflight import preflight
-
-try:  # written by the docker_engine role's owner; the only writer of /etc/docker/daemon.json
-    from roles.docker_engine import docker_engine
-except ImportError:  # pragma: no cover - until that role exists
-    docker_engine = None
+from roles.preflight import preflight_host
 
 spec = deploy_spec()
 profile = spec.profile
-planned_tp = max([m.tensor_parallel_size or 1 for m in profile.stack.models] or [1])
-data_path = spec.data_disk.mount if spec.data_disk else "/"
 
-problems = preflight(profile.hardware, profile.nvidia, tier=spec.tier, planned_tp=planned_tp, data_path=data_path)
+problems = preflight_host(spec)
 gpu_host = profile.nvidia.enabled and profile.hardware.gpu.count > 0
 
 if not problems and gpu_host:
@@ -33,10 +27,7 @@ if not problems and gpu_host:
     if plan.action != "stop":
         cuda(profile.nvidia.cuda)
         changed = container_toolkit(profile.nvidia.container_toolkit)
-        if docker_engine is not None:
-            docker_engine(profile.docker, nvidia_runtime=True)
-        else:
-            logger.warning(f"{host.print_prefix}roles.docker_engine is not available: Docker not managed")
+        docker_engine(profile.docker, nvidia_runtime=True)  # the only writer of /etc/docker/daemon.json
         docker_gpu_check(profile.nvidia.container_toolkit, after=changed)
 elif not problems:
     logger.info(f"{host.print_prefix}tier {spec.tier!r} has no GPUs: nothing for the GPU roles to do")

@@ -10,14 +10,12 @@ from pyinfra import host, logger
 
 from llmrack.config import deploy_spec
 from roles.nvidia_driver import nvidia_driver
-from roles.preflight import preflight
+from roles.preflight import preflight_host
 
 spec = deploy_spec()
 profile = spec.profile
-data_path = spec.data_disk.mount if spec.data_disk else "/"
-planned_tp = max([m.tensor_parallel_size or 1 for m in profile.stack.models] or [1])
 
-problems = preflight(profile.hardware, profile.nvidia, tier=spec.tier, planned_tp=planned_tp, data_path=data_path)
+problems = preflight_host(spec)
 if not problems and profile.nvidia.enabled:
     nvidia_driver(profile.nvidia, apt_mirror=profile.base.apt.mirror)
 elif not problems:

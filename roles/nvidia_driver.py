@@ -16,7 +16,7 @@ from pyinfra import host, logger
 from pyinfra.api import deploy
 from pyinfra.facts.files import Directory
 from pyinfra.facts.server import KernelVersion, OsRelease
-from pyinfra.operations import apt, files, python, server, systemd
+from pyinfra.operations import apt, files, server, systemd
 
 from llmrack.facts import KernelModules, NvidiaGpus, NvidiaPackages, SecureBoot, driver_major
 from llmrack.settings.nvidia import NvidiaSettings
@@ -201,12 +201,6 @@ def gather_driver_facts() -> dict[str, Any]:
     }
 
 
-def _reboot_needed(state, host) -> bool:  # noqa: ANN001 - pyinfra's State and Host
-    host.log_styled("stopped: the nvidia kernel module changed; reboot the host, then run the deploy again",
-                    fg="red", log_func=logger.error)
-    return False
-
-
 @deploy("NVIDIA driver")
 def nvidia_driver(settings: NvidiaSettings, *, apt_mirror: str = "") -> DriverPlan:
     """Install (or keep) the NVIDIA driver, blacklist nouveau and nova_core, hold packages, reboot on change.
@@ -285,9 +279,9 @@ def nvidia_driver(settings: NvidiaSettings, *, apt_mirror: str = "") -> DriverPl
                 _if=(lambda: True) if plan.reboot_pending else module_changed[0].did_change,
             )
         else:
-            python.call(
+            stop_host(
+                "the nvidia kernel module changed; reboot the host, then run the deploy again",
                 name="Stop this host: reboot needed for the new nvidia kernel module",
-                function=_reboot_needed,
                 _if=(lambda: True) if plan.reboot_pending else module_changed[0].did_change,
             )
     return plan

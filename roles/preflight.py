@@ -16,6 +16,7 @@ from pyinfra.api import deploy
 from pyinfra.facts.hardware import Cpus, Memory
 from pyinfra.facts.server import OsRelease
 
+from llmrack.config import HostSpec
 from llmrack.facts import FreeDisk, KernelModules, NvidiaGpus, SecureBoot, XidErrors
 from llmrack.settings.hardware import HardwareSettings
 from llmrack.settings.nvidia import NvidiaSettings
@@ -178,3 +179,12 @@ def preflight(
     stop_host(f"preflight (tier {tier!r}): " + " | ".join(problems),
               name=f"Stop this host: it does not match tier {tier} ({len(problems)} problem(s))")
     return problems
+
+
+def preflight_host(spec: HostSpec) -> list[str]:
+    """``preflight`` for a deploy file: this host's tier, the largest planned tensor parallelism and the data
+    volume (or /) come from its spec."""
+    profile = spec.profile
+    planned_tp = max([m.tensor_parallel_size or 1 for m in profile.stack.models] or [1])
+    data_path = spec.data_disk.mount if spec.data_disk else "/"
+    return preflight(profile.hardware, profile.nvidia, tier=spec.tier, planned_tp=planned_tp, data_path=data_path)

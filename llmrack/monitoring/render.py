@@ -35,19 +35,13 @@ from llmrack.monitoring.prometheus import (
 )
 from llmrack.monitoring.rules import alert_rules
 from llmrack.monitoring.secrets import MonitoringSecrets
+from llmrack.stack.compose import backend_address
 
 PROJECT = "llmrack-monitoring"
 NETWORK = "monitoring"
 NGINX_STUB_STATUS = "http://{gateway}:8082/stub_status"  # the gateway's status server on the backend network
 POSTGRES_URI = "{vector}:5432/postgres?sslmode=disable"
 STACK_SECRETS = "/opt/llmrack/stack/secrets"
-
-
-def backend_address(stack, what: str) -> str:
-    """Fixed address of a serving-stack service on its backend network."""
-    from llmrack.stack.compose import backend_address as addr
-
-    return addr(stack, what)
 
 
 class _M(BaseModel):

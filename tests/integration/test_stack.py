@@ -20,7 +20,7 @@ from harness import PROJECT, SANDBOX_INVENTORY, assert_converged, assert_no_chan
 
 from llmrack.config import load_tier
 from llmrack.images import IMAGES, image_id
-from llmrack.stack.smoke import request, run_smoke, stream_events
+from llmrack.stack.smoke import request, requests_on_one_connection, run_smoke, stream_events
 
 SANDBOX_HOSTS = 2
 STACK = PROJECT / "deploys" / "stack.py"
@@ -78,22 +78,8 @@ def test_no_key_is_401_and_over_the_limit_is_429(deployed) -> None:
 
     def burst_of_requests(_: int) -> list[int]:
         """Cheap requests (unknown model: vLLM answers at once) on one kept-alive TLS connection."""
-        import http.client
-        import ssl
-
-        ctx = ssl.create_default_context()
-        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
-        host, port = base.removeprefix("https://").split(":")
-        conn = http.client.HTTPSConnection(host, int(port), context=ctx, timeout=30)
-        out = []
-        for _ in range(25):
-            conn.request("POST", "/v1/chat/completions", body=json.dumps({"model": "nope", "messages": []}),
-                         headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
-            resp = conn.getresponse()
-            resp.read()
-            out.append(resp.status)
-        conn.close()
-        return out
+        return [status for status, _ in requests_on_one_connection(
+            base, "/v1/chat/completions", {"model": "nope", "messages": []}, 25, api_key=key)]
 
     t0 = time.monotonic()
     with ThreadPoolExecutor(8) as pool:

@@ -24,7 +24,7 @@ import pytest
 
 from llmrack.config import load_tier
 from llmrack.stack import nginx as n
-from llmrack.stack.smoke import request, run_smoke, stream_events
+from llmrack.stack.smoke import request, requests_on_one_connection, run_smoke, stream_events
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 
@@ -229,21 +229,8 @@ def test_per_key_rate_limit_answers_429(gateway) -> None:
 
     def one(_: int) -> list[tuple[int, str]]:
         """Five requests on one kept-alive connection (no TLS handshake between them: fast even under load)."""
-        import http.client
-        import ssl
-
-        ctx = ssl.create_default_context()
-        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
-        host, port = gateway["base"].removeprefix("https://").split(":")
-        conn = http.client.HTTPSConnection(host, int(port), context=ctx, timeout=30)
-        out = []
-        for _ in range(5):
-            conn.request("POST", "/v1/chat/completions", body=json.dumps({"model": "beta", "messages": []}),
-                         headers={"Authorization": f"Bearer {KEYS['bob']}", "Content-Type": "application/json"})
-            resp = conn.getresponse()
-            out.append((resp.status, resp.read().decode()))
-        conn.close()
-        return out
+        return requests_on_one_connection(gateway["base"], "/v1/chat/completions",
+                                          {"model": "beta", "messages": []}, 5, api_key=KEYS["bob"])
 
     t0 = time.monotonic()
     with ThreadPoolExecutor(8) as pool:
