@@ -16,8 +16,9 @@ the client there, so both paths start at the same place and differ only by the g
 host with the vLLM image (it carries httpx):
 
     docker run --rm --network llmrack_backend -e LLMRACK_BENCH_KEY -e LLMRACK_BENCH_BACKEND_KEY \
-        -v $PWD/gateway.py:/bench.py:ro --entrypoint python3 IMAGE /bench.py \
-        --gateway https://172.31.250.10:443 --direct http://172.31.250.100:8000 --model llmrack-tiny
+        -v $PWD/gateway.py:/bench.py:ro -v $PWD/gateway-ca.crt:/ca.crt:ro --entrypoint python3 IMAGE /bench.py \
+        --gateway https://172.31.250.10:443 --ca /ca.crt --tls-name HOST-ADDRESS \
+        --direct http://172.31.250.100:8000 --model llmrack-tiny
 
 (an SSH tunnel, ``ssh -L 18000:172.31.250.100:8000 HOST``, also works but adds its own hop to the direct
 path). The backend key is the cluster's, in .llmrack/secrets/cluster/backend_api_key.
@@ -34,6 +35,7 @@ import argparse
 import asyncio
 import json
 import os
+import ssl
 import statistics
 import time
 from pathlib import Path
@@ -43,13 +45,17 @@ import httpx
 LEVELS = (1, 16)
 
 
+TLS_NAME: dict[str, str] = {}  # url -> the name its certificate is checked for (--tls-name)
+
+
 async def one_stream(client: httpx.AsyncClient, url: str, key: str, model: str, prompt: str,
                      max_tokens: int) -> tuple[float, int]:
     """(TTFT s, content chunks) of one streamed completion."""
     body = {"model": model, "prompt": prompt, "max_tokens": max_tokens, "ignore_eos": True, "stream": True}
     t0 = time.monotonic()
     first, chunks = None, 0
-    async with client.stream("POST", f"{url}/v1/completions", json=body,
+    ext = {"sni_hostname": TLS_NAME[url]} if url in TLS_NAME else None
+    async with client.stream("POST", f"{url}/v1/completions", json=body, extensions=ext,
                              headers={"Authorization": f"Bearer {key}"}) as resp:
         resp.raise_for_status()
         async for line in resp.aiter_lines():
@@ -81,7 +87,10 @@ async def main_async(a: argparse.Namespace) -> int:
     deadline = time.monotonic() + a.deadline
     targets = {"direct": (a.direct.rstrip("/"), a.backend_key), "gateway": (a.gateway.rstrip("/"), a.key)}
     limits = httpx.Limits(max_connections=max(LEVELS), max_keepalive_connections=max(LEVELS), keepalive_expiry=3)
-    clients = {name: httpx.AsyncClient(verify=False, timeout=120, limits=limits) for name in targets}
+    tls = ssl.create_default_context(cafile=a.ca)  # the gateway's certificate is checked, always
+    if a.tls_name:
+        TLS_NAME[targets["gateway"][0]] = a.tls_name
+    clients = {name: httpx.AsyncClient(verify=tls, timeout=120, limits=limits, trust_env=False) for name in targets}
     print(f"{'streams':>7} {'target':>8} {'n':>4} {'TTFT p50 ms':>12} {'TTFT p90 ms':>12} {'tokens/s':>9}")
     try:
         for level in LEVELS:
@@ -154,6 +163,10 @@ def main() -> int:
     ap.add_argument("--direct")
     ap.add_argument("--backend-key", default=os.environ.get("LLMRACK_BENCH_BACKEND_KEY"),
                     help="vLLM backend key (default: $LLMRACK_BENCH_BACKEND_KEY)")
+    ap.add_argument("--ca", help="CA file the gateway's certificate is checked against (the admin machine's "
+                    ".llmrack/secrets/<host>/gateway-ca.crt); default: the system's trust store")
+    ap.add_argument("--tls-name", help="name the certificate carries when --gateway is another address of the "
+                    "host (its backend network address): the host's inventory address")
     ap.add_argument("--model", default="llmrack-tiny")
     ap.add_argument("--requests", type=int, default=64,
                     help="streams per target and level, in batches of the level's concurrency")

@@ -1,9 +1,5 @@
-"""Base system only: `pyinfra inventories/<env>.py deploys/base.py`."""
+"""Base system only (the base stage of deploys/full_stack.py): `pyinfra inventories/<env>.py deploys/base.py`."""
 
-from pyinfra import host
+from deploys.stages import cut, run
 
-from llmrack.config import deploy_specs
-from roles.base import base
-
-spec, specs = deploy_specs()
-base(spec.profile.base, hostname=host.name, hosts={s.name: s.address for s in specs}, data_disk=spec.data_disk)
+run(cut("base"))

@@ -1,36 +1,15 @@
 """Everything a host of the inventory runs: `pyinfra inventories/office.py deploys/full_stack.py`.
 
-base -> docker engine -> hardening -> serving stack (offline bundle, vLLM, vector store, gateway)
--> monitoring. GPU hosts run deploys/gpu_host.py first (driver, container toolkit). A thin list of role
-calls; each role takes its settings from the host's tier profile. Bad input stops before any operation.
+A bare GPU server in, a serving host out, in the one ordered list of stages of deploys/stages.py:
+
+    preflight -> base -> NVIDIA driver -> reboot (when the kernel module changed; nvidia.reboot: auto|never)
+    -> CUDA (optional) -> container toolkit -> Docker (nvidia runtime once its binary is installed)
+    -> GPU container check -> hardening -> serving stack -> backup (restic, timer) -> monitoring
+
+The GPU stages act only on GPU tiers. A host that fails preflight gets nothing; the other hosts go on. Each
+stage takes its settings from the host's tier profile; bad input stops before any operation.
 """
 
-from pathlib import Path
+from deploys.stages import FULL_STACK, run
 
-from pyinfra import host, local
-
-from llmrack.config import Inventory, deploy_specs, exit_on_bad_input, find_project_dir
-from llmrack.monitoring.secrets import default_secrets_path, load_or_create_secrets
-from roles.base import base
-from roles.docker_engine import docker_engine
-from roles.hardening import gateway_ports, hardening
-from roles.monitoring import monitoring
-
-spec, specs = deploy_specs()
-profile = spec.profile
-project = find_project_dir(Path.cwd())
-
-base(profile.base, hostname=host.name, hosts={s.name: s.address for s in specs}, data_disk=spec.data_disk)
-docker_engine(profile.docker, nvidia_runtime=profile.nvidia.enabled, compose_deb=profile.docker.compose_deb or None)
-if profile.hardening.enabled:
-    hardening(profile.hardening, open_ports=gateway_ports(spec))
-local.include("deploys/stack.py")
-if profile.monitoring.enabled:
-    with exit_on_bad_input():
-        monitoring_secrets = load_or_create_secrets(default_secrets_path(project))
-    monitoring(
-        profile.monitoring,
-        inventory=Inventory(path="inventory", project_dir=str(project), hosts=specs),
-        host=spec,
-        secrets=monitoring_secrets,
-    )
+run(FULL_STACK)

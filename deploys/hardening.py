@@ -1,11 +1,9 @@
-"""Hardening only: `pyinfra inventories/<env>.py deploys/hardening.py`.
+"""Hardening only (the hardening stage of deploys/full_stack.py): `pyinfra inventories/<env>.py deploys/hardening.py`.
 
 sshd, security-only unattended upgrades, login banner, core dumps off and (when the tier asks for it) the
 input firewall, which opens the gateway's ports on gateway hosts.
 """
 
-from llmrack.config import deploy_spec
-from roles.hardening import gateway_ports, hardening
+from deploys.stages import cut, run
 
-spec = deploy_spec()
-hardening(spec.profile.hardening, open_ports=gateway_ports(spec))
+run(cut("hardening"))

@@ -2,13 +2,19 @@
 
 Start them with `llmrack sandbox up` (state in .llmrack/sandbox, or the directory named by the
 LLMRACK_SANDBOX_DIR environment variable), then: `pyinfra inventories/sandbox.py deploys/full_stack.py`.
-Every host runs every role of the sandbox tier (CPU only, tiny model).
+Every host runs every role of the sandbox tier (CPU only, tiny model), unless a role layout is given: by
+`llmrack sandbox up --roles LAYOUT` (kept in the state) or the LLMRACK_SANDBOX_ROLES environment variable
+(which wins). `cluster` makes the first host the gateway, the last the monitoring host and the others inference
+nodes; `host1=gateway;host2,host3=inference;host4=monitoring` names them (hosts left out are not deployed).
 """
 
+import json
 import os
 from pathlib import Path
 
+from llmrack.cluster import ENV_ROLES, sandbox_roles
 from llmrack.sandbox import SandboxState
+from llmrack.yamlfile import deep_merge
 
 _project = Path(__file__).resolve().parent.parent
 _state_dir = Path(os.environ.get("LLMRACK_SANDBOX_DIR", ".llmrack/sandbox"))
@@ -26,6 +32,14 @@ _compose_deb = os.environ.get("LLMRACK_COMPOSE_DEB", "") or (str(_debs[-1]) if _
 _overrides: dict = {"stack": {"bundle": {"path": str(_bundle)}}}
 if _compose_deb:
     _overrides["docker"] = {"compose_deb": _compose_deb}
+if os.environ.get("LLMRACK_SANDBOX_OVERRIDES"):  # JSON deep-merged onto these, e.g. '{"stack": {"vllm": {...}}}'
+    _overrides = deep_merge(_overrides, json.loads(os.environ["LLMRACK_SANDBOX_OVERRIDES"]))
+if os.environ.get("LLMRACK_BACKUP_REPOSITORY"):  # e.g. sftp:root@172.17.0.3:/srv/llmrack (another sandbox host)
+    _overrides["backup"] = {"repository": os.environ["LLMRACK_BACKUP_REPOSITORY"]}
+
+_layout = os.environ.get(ENV_ROLES, _state.roles)
+_roles = sandbox_roles(_layout, [h.name for h in _state.hosts],
+                       source=ENV_ROLES if ENV_ROLES in os.environ else str(_state_dir / "state.json"))
 
 sandbox = [
     (
@@ -33,6 +47,7 @@ sandbox = [
         {
             "tier": "sandbox",
             "address": h.address,
+            "roles": _roles[h.name],
             "overrides": _overrides,
             "ssh_hostname": "127.0.0.1",
             "ssh_port": h.ssh_port,
@@ -43,4 +58,5 @@ sandbox = [
         },
     )
     for h in _state.hosts
+    if h.name in _roles
 ]

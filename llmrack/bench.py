@@ -22,6 +22,8 @@ from typing import Any
 
 import httpx
 
+from llmrack import httpclient as hc
+
 PROMPTS = (
     "Explain in a few sentences what a GPU server does for a small company.",
     "Write a short note to colleagues about the new internal chat assistant.",
@@ -173,18 +175,18 @@ async def _run_level(
 
 async def run_bench_async(
     base_url: str, api_key: str, *, model: str, concurrency_levels: Sequence[int], requests_per_level: int,
-    max_tokens: int, timeout_s: float, verify_tls: bool = False, ignore_eos: bool = True,
+    max_tokens: int, timeout_s: float, ca: hc.CaFile = None, ignore_eos: bool = True,
     request_timeout_s: float | None = None, log: Callable[[str], Any] | None = None,
 ) -> dict[str, Any]:
     url = chat_url(base_url)
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    headers = hc.bearer(api_key)
     levels = sorted({int(c) for c in concurrency_levels if int(c) >= 1})
     per_request = request_timeout_s or timeout_s
     limits = httpx.Limits(max_connections=max(levels or [1]) + 4, max_keepalive_connections=max(levels or [1]))
     timeout = httpx.Timeout(per_request, connect=min(10.0, per_request))
     results = []
     started = time.time()
-    async with httpx.AsyncClient(verify=verify_tls, timeout=timeout, limits=limits, trust_env=False) as client:
+    async with hc.async_client(ca, timeout=timeout, limits=limits) as client:
         for c in levels:
             if log:
                 log(f"bench: {requests_per_level} requests at concurrency {c} ({url})")
@@ -208,7 +210,7 @@ async def run_bench_async(
 
 def run_bench(
     base_url: str, api_key: str, *, model: str, concurrency_levels: Sequence[int], requests_per_level: int,
-    max_tokens: int, timeout_s: float, verify_tls: bool = False, ignore_eos: bool = True,
+    max_tokens: int, timeout_s: float, ca: hc.CaFile = None, ignore_eos: bool = True,
     log: Callable[[str], Any] | None = None,
 ) -> dict[str, Any]:
     """Drive ``base_url`` (``https://host:port`` or ``…/v1``) and return per-level latency and throughput.
@@ -221,7 +223,7 @@ def run_bench(
     return asyncio.run(run_bench_async(
         base_url, api_key, model=model, concurrency_levels=concurrency_levels,
         requests_per_level=requests_per_level, max_tokens=max_tokens, timeout_s=timeout_s,
-        verify_tls=verify_tls, ignore_eos=ignore_eos, log=log,
+        ca=ca, ignore_eos=ignore_eos, log=log,
     ))
 
 

@@ -24,7 +24,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from llmrack.facts import BAD_THROTTLE, decode_throttle, na, parse_xid_errors
+from llmrack.facts._parse import na
+from llmrack.facts.gpu import BAD_THROTTLE, decode_throttle, parse_xid_errors
 
 SAMPLE_FIELDS = (
     "index,temperature.gpu,clocks.sm,clocks.max.sm,power.draw,power.limit,utilization.gpu,memory.used,"

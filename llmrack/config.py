@@ -6,9 +6,7 @@ file and the field, raised before any host is contacted.
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -27,6 +25,16 @@ from llmrack.settings.hardware import HardwareSettings
 from llmrack.settings.monitoring import MonitoringSettings
 from llmrack.settings.nvidia import NvidiaSettings
 from llmrack.settings.stack import StackSettings
+from llmrack.settings.types import (
+    ConfigWord,
+    FileName,
+    MountPoint,
+    OptionalAddress,
+    check_address,
+    check_file_name,
+    check_inventory_host_name,
+)
+from llmrack.yamlfile import deep_merge, load_yaml_text, read_text_utf8, validation_error
 
 HostRole = Literal["inference", "gateway", "monitoring"]
 ALL_ROLES: tuple[HostRole, ...] = ("inference", "gateway", "monitoring")
@@ -75,20 +83,20 @@ class TierProfile(Settings):
 
 
 class DataDisk(Settings):
-    device: str = Field(..., description="Block device or UUID=... / LABEL=... of the data volume.")
-    mount: str = Field("/data", description="Mount point.")
-    fstype: str = Field("ext4")
-    options: str = Field("defaults,noatime")
+    device: ConfigWord = Field(..., description="Block device or UUID=... / LABEL=... of the data volume.")
+    mount: MountPoint = Field("/data", description="Mount point (its own directory, never / or a system one).")
+    fstype: ConfigWord = Field("ext4")
+    options: ConfigWord = Field("defaults,noatime")
 
 
 class HostFields(Settings):
     """The llmrack keys accepted in an inventory's host or group data."""
 
-    tier: str = Field(..., description="Tier name: a file tiers/<tier>.yaml.")
+    tier: FileName = Field(..., description="Tier name: a file tiers/<tier>.yaml.")
     roles: list[HostRole] = Field(list(ALL_ROLES), description="What this host runs.")
     overrides: dict[str, Any] = Field({}, description="Per-host changes deep-merged onto the tier.")
     data_disk: DataDisk | None = None
-    address: str = Field("", description="Address other hosts and clients use; default: the SSH hostname.")
+    address: OptionalAddress = Field("", description="Address other hosts and clients use; default: the SSH hostname.")
 
 
 class HostSpec(Settings):
@@ -116,45 +124,6 @@ class Inventory(Settings):
         return [h for h in self.hosts if h.has_role(role)]
 
 
-# -------------------------------------------------------------------------------------------------- helpers
-
-
-def _loc(err: dict[str, Any]) -> str:
-    return ".".join(str(p) for p in err["loc"]) or "(top level)"
-
-
-def validation_error(exc: ValidationError, source: str, prefix: str = "") -> LlmrackError:
-    """The first pydantic error as one clear message naming the file and field."""
-    err = exc.errors()[0]
-    field = _loc(err)
-    if prefix:
-        field = f"{prefix}.{field}" if field != "(top level)" else prefix
-    msg = err["msg"]
-    if err["type"] == "extra_forbidden":
-        msg = "unknown key (not a setting llmrack knows; check the spelling)"
-    elif err["type"] == "value_error":
-        msg = msg.removeprefix("Value error, ")
-        # model validators name their own field in the message: "a.b: text"
-        head, sep, rest = msg.partition(": ")
-        if sep and " " not in head:
-            field = f"{prefix}.{head}" if prefix else head
-            msg = rest
-    extra = ""
-    if len(exc.errors()) > 1:
-        extra = f" (and {len(exc.errors()) - 1} more problem(s))"
-    return LlmrackError(f"{msg}{extra}", source=source, field=field)
-
-
-def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(dict(base))
-    for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
 def find_project_dir(start: Path) -> Path:
     """The directory holding tiers/ for an inventory: its parent chain, then this repository."""
     start = start.resolve()
@@ -178,8 +147,9 @@ def tier_names(project_dir: Path | None = None) -> list[str]:
 
 @lru_cache(maxsize=64)
 def _read_yaml(path: Path) -> dict[str, Any]:
+    text = read_text_utf8(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml_text(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "syntax"
@@ -192,6 +162,10 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 
 def raw_tier(name: str, project_dir: Path | None = None) -> tuple[Path, dict[str, Any]]:
+    try:
+        check_file_name(name)
+    except ValueError as exc:
+        raise LlmrackError(f"bad tier name: {exc}", source=str(tiers_dir(project_dir)), field="tier") from None
     path = tiers_dir(project_dir) / f"{name}.yaml"
     if not path.is_file():
         known = ", ".join(tier_names(project_dir)) or "none"
@@ -236,6 +210,10 @@ def host_spec(
     name: str, data: Mapping[str, Any], *, source: str, project_dir: Path, groups: list[str] | None = None
 ) -> HostSpec:
     """Validate one host's inventory data against the tier it names."""
+    try:
+        check_inventory_host_name(name)  # it becomes the host's hostname, /etc/hosts entries and secrets/<name>/
+    except ValueError as exc:
+        raise LlmrackError(f"bad host name: {exc}", source=source, field=name) from None
     ours, theirs = split_host_data(data)
     try:
         fields = HostFields.model_validate(ours)
@@ -250,6 +228,11 @@ def host_spec(
             raise LlmrackError(f"{exc.message} in {exc.source}", source=source, field=f"{name}.tier") from None
         raise
     address = fields.address or str(theirs.get("ssh_hostname") or name)
+    try:
+        if address != name or not name.startswith("@"):  # @local and friends keep their name
+            check_address(address)
+    except ValueError as exc:
+        raise LlmrackError(str(exc), source=source, field=f"{name}.address") from None
     return HostSpec(
         name=name,
         address=address,
@@ -267,11 +250,13 @@ def _exec_python(path: Path) -> dict[str, Any]:
     import runpy
 
     try:
-        compile(path.read_text(encoding="utf-8"), str(path), "exec")
+        compile(read_text_utf8(path), str(path), "exec")
     except SyntaxError as exc:
         raise LlmrackError(f"Python syntax error: {exc.msg}", source=str(path), field=f"line {exc.lineno}") from None
     try:
         return runpy.run_path(str(path))
+    except SystemExit as exc:  # sys.exit() in user code is a broken inventory, not the end of llmrack
+        raise LlmrackError(f"cannot load the inventory: it called sys.exit({exc.code!r})", source=str(path)) from None
     except Exception as exc:  # user code: any failure is bad input
         raise LlmrackError(f"cannot load the inventory: {type(exc).__name__}: {exc}", source=str(path)) from None
 
@@ -355,58 +340,3 @@ def load_inventory(path: str | Path, project_dir: Path | None = None) -> Invento
         merged.update(host_data[name])
         hosts.append(host_spec(name, merged, source=str(p), project_dir=project, groups=names))
     return Inventory(path=str(p), project_dir=str(project), hosts=hosts)
-
-
-def _inventory_path_from_argv() -> str:
-    """The inventory file pyinfra was started with (its first .py argument), for messages."""
-    import sys
-
-    for arg in sys.argv[1:]:
-        if arg.endswith(".py") and "inventor" in arg:
-            return arg
-    return "inventory"
-
-
-def spec_for_pyinfra_host(host: Any) -> HostSpec:
-    """The HostSpec of the host pyinfra is running a deploy for (deploys/*.py call this).
-
-    Bad input raises ``LlmrackError``; use ``deploy_spec`` in deploy files for a clean exit.
-    """
-    source = _inventory_path_from_argv()
-    project = find_project_dir(Path(source).parent if source != "inventory" else Path.cwd())
-    return host_spec(
-        host.name,
-        host.data.dict(),
-        source=source,
-        project_dir=project,
-        groups=[str(g) for g in getattr(host, "groups", [])],
-    )
-
-
-@contextmanager
-def exit_on_bad_input() -> Iterator[None]:
-    """In deploy files: an ``LlmrackError`` becomes one clear message and exit code 2, no traceback."""
-    import sys
-
-    try:
-        yield
-    except LlmrackError as exc:
-        sys.stderr.write(f"llmrack: {exc}\n")
-        raise SystemExit(exc.exit_code) from None
-
-
-def deploy_specs() -> tuple[HostSpec, list[HostSpec]]:
-    """For deploy files: this host's spec and every host's, all validated before any operation is planned.
-
-    Bad input prints one clear message and exits with code 2, so nothing is changed on any host.
-    """
-    from pyinfra import host
-
-    with exit_on_bad_input():
-        specs = [spec_for_pyinfra_host(other) for other in host.inventory]
-        return next(s for s in specs if s.name == host.name), specs
-
-
-def deploy_spec() -> HostSpec:
-    """For deploy files: this host's validated spec (see ``deploy_specs``)."""
-    return deploy_specs()[0]

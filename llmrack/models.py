@@ -6,8 +6,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+from llmrack import planner
 from llmrack.errors import LlmrackError
-from llmrack.settings.stack import ModelSettings
+from llmrack.settings.stack import ModelSettings, VllmSettings
+from llmrack.tinymodel import RECIPE
 
 # Suffixes of published quantized checkpoints: the architecture is the base model's.
 _QUANT_SUFFIX = re.compile(r"-(awq|gptq(-int[48])?|int4|int8|fp8)$", re.IGNORECASE)
@@ -18,8 +20,6 @@ TINY_MODEL_NAME = "llmrack-tiny"
 
 def model_spec_for(model: ModelSettings, *, project_dir: Path | None = None, source: str = "") -> Any:
     """The planner's ModelSpec of a served model: a local config.json, the tiny model, or the catalogue."""
-    from llmrack import planner
-
     if model.path:
         path = Path(model.path)
         if not path.is_absolute() and project_dir is not None:
@@ -42,27 +42,36 @@ def model_spec_for(model: ModelSettings, *, project_dir: Path | None = None, sou
         ) from None
 
 
-def plan_for(profile: Any, model: ModelSettings, *, project_dir: Path | None = None, source: str = "") -> Any:
-    """Plan one served model on the GPUs of a tier profile (the model's GPU subset when it names one)."""
-    from llmrack import planner
+def plan_served(
+    spec: Any, model: ModelSettings, vllm: VllmSettings, *, gpu_count: int, gpu_mem_gib: float, gpu_name: str = "",
+    source: str = "",
+) -> Any:
+    """The one call of the planner for a served model: ``plan``/``validate`` and the deploy both come here.
 
-    spec = model_spec_for(model, project_dir=project_dir, source=source)
-    gpu = profile.hardware.gpu
-    count = len(model.gpus) or gpu.count
+    ``gpu_count`` is the host's; a model that names a GPU subset (``gpus``) is planned on that subset.
+    """
     return planner.plan(
         spec,
-        gpu_count=count,
-        gpu_mem_gib=gpu.memory_gib,
-        gpu_name=gpu.model,
+        gpu_count=len(model.gpus) or gpu_count,
+        gpu_mem_gib=gpu_mem_gib,
+        gpu_name=gpu_name,
         quantization=model.quantization,
         kv_cache_dtype=model.kv_cache_dtype,
-        gpu_memory_utilization=profile.stack.vllm.gpu_memory_utilization,
+        gpu_memory_utilization=vllm.gpu_memory_utilization,
         max_model_len=model.max_model_len,
         tensor_parallel_size=model.tensor_parallel_size,
         max_num_seqs=model.max_num_seqs,
-        cpu_kv_cache_gib=profile.stack.vllm.cpu_kv_cache_gib,
+        cpu_kv_cache_gib=vllm.cpu_kv_cache_gib,
         source=source,
     )
+
+
+def plan_for(profile: Any, model: ModelSettings, *, project_dir: Path | None = None, source: str = "") -> Any:
+    """Plan one served model on the GPUs of a tier profile (the model's GPU subset when it names one)."""
+    spec = model_spec_for(model, project_dir=project_dir, source=source)
+    gpu = profile.hardware.gpu
+    return plan_served(spec, model, profile.stack.vllm, gpu_count=gpu.count, gpu_mem_gib=gpu.memory_gib,
+                       gpu_name=gpu.model, source=source)
 
 
 def _tiny_config() -> Path:
@@ -71,7 +80,6 @@ def _tiny_config() -> Path:
     import json
     import tempfile
 
-    from llmrack.tinymodel import RECIPE
 
     cfg = {
         "architectures": ["LlamaForCausalLM"],

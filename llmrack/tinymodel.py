@@ -100,8 +100,8 @@ def _build(out_dir: Path, python: Path | None, log) -> Path:
         TOKENIZERS_PARALLELISM="false",
         PYTHONHASHSEED="0",
     )
-    proc = subprocess.run(
-        [str(python), str(Path(__file__).resolve()), str(tmp)], capture_output=True, text=True, env=env
+    proc = subprocess.run(  # -P: this package's directory stays off sys.path (its secrets.py is not stdlib's)
+        [str(python), "-P", str(Path(__file__).resolve()), str(tmp)], capture_output=True, text=True, env=env
     )
     if proc.returncode != 0:
         raise LlmrackError(

@@ -7,11 +7,8 @@ changes nothing. Services restart only when their configuration changed.
 
 from __future__ import annotations
 
-from io import StringIO
-from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.files import FileContents
@@ -19,14 +16,15 @@ from pyinfra.facts.server import Hostname, LinuxDistribution
 from pyinfra.operations import apt, files, server, systemd
 
 from llmrack.config import DataDisk
-from llmrack.facts_base import MaxOpenFilesCeiling
+from llmrack.facts.system import MaxOpenFilesCeiling, distribution_codename, distribution_id
+from llmrack.ops import APT_CACHE_MAX_AGE_S, APT_RETRIES, put_text, render_template
+from llmrack.packages import base_packages
 from llmrack.settings.base import BaseSettings
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 HOSTS_BEGIN = "# BEGIN llmrack hosts"
 HOSTS_END = "# END llmrack hosts"
-APT_CACHE_MAX_AGE_S = 24 * 3600
-APT_RETRIES = {"_retries": 3, "_retry_delay": 10}  # unattended-upgrades may hold the apt lock
+OFFLINE_SOURCES_DIR = "/etc/apt/llmrack-offline.d"
+OFFLINE_APT_CONF = "/etc/apt/apt.conf.d/60llmrack-offline"
 
 DISTRIBUTIONS: dict[str, dict[str, Any]] = {
     "ubuntu": {
@@ -38,30 +36,6 @@ DISTRIBUTIONS: dict[str, dict[str, Any]] = {
         "keyring": "/usr/share/keyrings/debian-archive-keyring.gpg",
     },
 }
-
-
-def render_template(role: str, dest: str, **data: Any) -> str:
-    """Render templates/<role>/<dest>.j2 (line formats only; loops and simple ifs)."""
-    env = Environment(
-        loader=FileSystemLoader(str(TEMPLATES / role)), undefined=StrictUndefined,
-        keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, autoescape=False,
-    )
-    return env.get_template(dest.lstrip("/") + ".j2").render(**data)
-
-
-def put_text(name: str, text: str, dest: str, mode: str = "644", **kwargs: Any):
-    """Write ``text`` to ``dest`` (a no-op when the host's file already has these bytes)."""
-    return files.put(name=name, src=StringIO(text), dest=dest, mode=mode, **kwargs)
-
-
-def distribution_id(distro: dict[str, Any]) -> str:
-    meta = distro.get("release_meta") or {}
-    return str(meta.get("ID") or distro.get("name") or "").lower()
-
-
-def distribution_codename(distro: dict[str, Any]) -> str:
-    meta = distro.get("release_meta") or {}
-    return str(meta.get("VERSION_CODENAME") or meta.get("CODENAME") or "")
 
 
 def apt_sources(distro_id: str, codename: str, mirror: str) -> str:
@@ -104,14 +78,17 @@ def with_hosts_block(current: list[str] | None, hosts: dict[str, str]) -> str:
 @deploy("Base system")
 def base(
     settings: BaseSettings, *, hostname: str, hosts: dict[str, str], data_disk: DataDisk | None = None,
+    offline_repo: str | None = None, offline_changed: list | None = None,
 ) -> None:
+    """``offline_repo``: the host's copy of the bundle's APT repository (``base.apt.offline``): apt is pointed
+    at it alone; ``offline_changed``: the operations that uploaded it (a change refreshes the apt lists)."""
     distro = host.get_fact(LinuxDistribution)
     distro_id = distribution_id(distro)
     codename = distribution_codename(distro)
 
     # ---- apt sources (only with a mirror: otherwise the distribution's own sources stay untouched)
     source_ops = []
-    if settings.apt.mirror and settings.apt.manage_sources:
+    if settings.apt.mirror and settings.apt.manage_sources and not offline_repo:
         if distro_id not in DISTRIBUTIONS:
             raise ValueError(f"apt.mirror is set but {distro_id!r} is neither Debian nor Ubuntu")
         source_ops.append(put_text(
@@ -124,6 +101,23 @@ def base(
             "# managed by llmrack: sources are in /etc/apt/sources.list.d/*.sources\n",
             "/etc/apt/sources.list",
         ))
+    if offline_repo:
+        # apt reads only this file's sources (the distribution's files stay as they are, unused)
+        files.directory(name=f"Create {OFFLINE_SOURCES_DIR}", path=OFFLINE_SOURCES_DIR, mode="755")
+        source_ops.append(put_text(
+            f"Write {OFFLINE_SOURCES_DIR}/llmrack-bundle.sources (the offline bundle's repository)",
+            f"# managed by llmrack: base.apt.offline\nTypes: deb\nURIs: file:{offline_repo}\nSuites: ./\n"
+            "Trusted: yes\n",
+            f"{OFFLINE_SOURCES_DIR}/llmrack-bundle.sources",
+        ))
+        source_ops.append(put_text(
+            f"Write {OFFLINE_APT_CONF} (apt uses the offline bundle only)",
+            "// managed by llmrack: base.apt.offline\n"
+            'Dir::Etc::SourceList "/dev/null";\n'
+            f'Dir::Etc::SourceParts "{OFFLINE_SOURCES_DIR}";\n',
+            OFFLINE_APT_CONF,
+        ))
+        source_ops += list(offline_changed or [])
     if source_ops:
         apt.update(name="Update the apt cache after the sources changed",
                    _if=lambda: any(op.did_change() for op in source_ops), **APT_RETRIES)
@@ -142,7 +136,7 @@ def base(
         "/etc/default/chrony",
     )
 
-    packages = sorted({*settings.packages, "tzdata", "chrony"})
+    packages = base_packages(settings)
     apt.packages(name="Install the essential packages", packages=packages, no_recommends=True, **APT_RETRIES)
 
     systemd.service(name="Start and enable chrony", service="chrony", running=True, enabled=True)

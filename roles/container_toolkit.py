@@ -10,23 +10,23 @@ The nvidia runtime is registered in /etc/docker/daemon.json by the docker_engine
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 from pyinfra import host, logger
 from pyinfra.api import deploy
 from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import apt, files, server
 
-from llmrack.facts import CdiSpec, ContainerToolkitVersion, NvidiaGpus, NvidiaPackages
+from llmrack import packages as pkg_lists
+from llmrack.facts.drivers import CdiSpec, ContainerToolkitVersion, NvidiaPackages
+from llmrack.facts.gpu import NvidiaGpus
+from llmrack.ops import put_text, render_template
 from llmrack.settings.nvidia import ContainerToolkitSettings
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 UPSTREAM = "https://nvidia.github.io/libnvidia-container"
 KEYRING = "/etc/apt/keyrings/nvidia-container-toolkit.asc"
 LIST = "/etc/apt/sources.list.d/nvidia-container-toolkit.list"
 CDI_SPEC = "/etc/cdi/nvidia.yaml"
-PACKAGES = ("nvidia-container-toolkit", "nvidia-container-toolkit-base", "libnvidia-container-tools",
-            "libnvidia-container1")
+PACKAGES = tuple(pkg_lists.toolkit_packages())
 
 
 def toolkit_packages(version: str) -> list[str]:
@@ -43,18 +43,23 @@ def cdi_needs_generate(cdi: dict, driver_version: str | None) -> bool:
 
 
 @deploy("NVIDIA container toolkit")
-def container_toolkit(settings: ContainerToolkitSettings) -> list[OperationMeta]:
-    """Install the pinned toolkit and generate the CDI spec; return the operations that may change the host."""
+def container_toolkit(settings: ContainerToolkitSettings, *, offline: bool = False) -> list[OperationMeta]:
+    """Install the pinned toolkit and generate the CDI spec; return the operations that may change the host.
+
+    ``offline`` (``base.apt.offline``): the packages come from the bundle's repository; no key or list."""
     changed: list[OperationMeta] = []
     installed_version = host.get_fact(ContainerToolkitVersion)
-    base = (settings.apt_mirror or UPSTREAM).rstrip("/")
-    files.directory(name="Create /etc/apt/keyrings", path="/etc/apt/keyrings", mode="755")
-    key = files.download(name=f"Download the NVIDIA container toolkit key to {KEYRING}", src=f"{base}/gpgkey",
-                         dest=KEYRING, mode="644")
-    repo = files.template(
-        name=f"Write {LIST}", src=str(TEMPLATES / "container_toolkit" / LIST.lstrip("/")) + ".j2",
-        dest=LIST, mode="644", keyring=KEYRING, base_url=base,
-    )
+    if offline:
+        key = repo = files.directory(name="Create /etc/apt/keyrings", path="/etc/apt/keyrings", mode="755")
+    else:
+        base = (settings.apt_mirror or UPSTREAM).rstrip("/")
+        files.directory(name="Create /etc/apt/keyrings", path="/etc/apt/keyrings", mode="755")
+        key = files.download(name=f"Download the NVIDIA container toolkit key to {KEYRING}", src=f"{base}/gpgkey",
+                             dest=KEYRING, mode="644")
+        repo = put_text(
+            f"Write {LIST}", render_template("container_toolkit", LIST, keyring=KEYRING, base_url=base), LIST,
+            mode="644",
+        )
     changed += [key, repo]
     if installed_version != settings.version.split("-")[0]:
         logger.info(f"{host.print_prefix}container toolkit: {installed_version or 'none'} -> {settings.version}")

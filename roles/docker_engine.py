@@ -8,11 +8,6 @@ only after that write.
 
 from __future__ import annotations
 
-import io
-import lzma
-import subprocess
-import tarfile
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -23,53 +18,23 @@ from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import apt, files, server, systemd
 
 from llmrack.docker_daemon import DaemonConfig, dump_daemon_config, merge_daemon_config
-from llmrack.facts_base import DAEMON_JSON, DockerDaemonJson, DockerdVersion, dockerd_supports_validate
+from llmrack.facts.docker import DAEMON_JSON, DockerDaemonJson, DockerdVersion, dockerd_supports_validate
+from llmrack.facts.system import distribution_codename, distribution_id
+from llmrack.manifest import deb_control
+from llmrack.ops import APT_RETRIES, install_checked, put_text, render_template
+from llmrack.packages import DOCKER_CE, docker_packages
 from llmrack.settings.docker import DockerSettings
-from roles.base import APT_RETRIES, distribution_codename, distribution_id, put_text, render_template
 
 DOCKER_UPSTREAM = "https://download.docker.com/linux"
 DOCKER_KEYRING = "/etc/apt/keyrings/docker.asc"
 DEB_CACHE = "/var/cache/llmrack/debs"
-CE_PACKAGES = ["docker-ce", "docker-ce-cli", "containerd.io", "docker-buildx-plugin", "docker-compose-plugin"]
+CE_PACKAGES = list(DOCKER_CE)
+PINNED = ("docker-ce", "docker-ce-cli")  # the engine's version; the others follow Docker's repository
 
 
 def docker_ce_version(version: str, distro_id: str, version_id: str, codename: str) -> str:
     """The apt version of Docker CE ``version`` for a distribution: ``5:27.5.1-1~ubuntu.24.04~noble``."""
     return f"5:{version}-1~{distro_id}.{version_id}~{codename}"
-
-
-def deb_control(path: str | Path) -> dict[str, str]:
-    """The control fields (Package, Version, ...) of a local .deb, read on the admin machine."""
-    data = Path(path).read_bytes()
-    if not data.startswith(b"!<arch>\n"):
-        raise ValueError(f"{path} is not a .deb archive")
-    pos = 8
-    while pos + 60 <= len(data):
-        header = data[pos:pos + 60]
-        name = header[:16].decode().strip().rstrip("/")
-        size = int(header[48:58].decode().strip())
-        body = data[pos + 60:pos + 60 + size]
-        pos += 60 + size + (size % 2)
-        if not name.startswith("control.tar"):
-            continue
-        if name.endswith(".xz"):
-            raw = lzma.decompress(body)
-        elif name.endswith(".gz"):
-            raw = zlib.decompress(body, 16 + zlib.MAX_WBITS)
-        elif name.endswith(".zst"):
-            raw = subprocess.run(["zstd", "-dc"], input=body, capture_output=True, check=True).stdout
-        else:
-            raw = body
-        with tarfile.open(fileobj=io.BytesIO(raw)) as tf:
-            member = next(m for m in tf.getmembers() if m.name.lstrip("./") == "control")
-            text = tf.extractfile(member).read().decode()  # type: ignore[union-attr]
-        fields: dict[str, str] = {}
-        for line in text.splitlines():
-            if line and not line[0].isspace() and ":" in line:
-                key, _, value = line.partition(":")
-                fields[key.strip()] = value.strip()
-        return fields
-    raise ValueError(f"{path} has no control archive")
 
 
 def _install_docker_ce(settings: DockerSettings, distro: dict[str, Any]) -> None:
@@ -100,8 +65,7 @@ def _install_docker_ce(settings: DockerSettings, distro: dict[str, Any]) -> None
                _if=lambda: key.did_change() or sources.did_change(), **APT_RETRIES)
     apt.packages(
         name=f"Install Docker CE {settings.version}",
-        packages=[f"docker-ce={pin}", f"docker-ce-cli={pin}", "containerd.io", "docker-buildx-plugin",
-                  "docker-compose-plugin"],
+        packages=[f"{p}={pin}" if p in PINNED else p for p in docker_packages(settings)],
         no_recommends=True, **APT_RETRIES,
     )
 
@@ -139,16 +103,16 @@ def docker_engine(
     files.directory(name="Create /etc/docker", path="/etc/docker", mode="755")
     dockerd = host.get_fact(DockerdVersion)
     if changed and dockerd_supports_validate(dockerd):
-        candidate = f"{DAEMON_JSON}.llmrack-new"
-        put_text(f"Write {candidate}", text, candidate)
-        server.shell(name=f"Validate {candidate} with dockerd",
-                     commands=[f"dockerd --validate --config-file={candidate}", f"rm -f {candidate}"])
-    daemon_json = put_text(f"Write {DAEMON_JSON}", text, DAEMON_JSON)
+        # None: the host's file already has these bytes
+        daemon_json = install_checked(f"Write {DAEMON_JSON} checked by dockerd --validate", text, DAEMON_JSON,
+                                      "dockerd --validate --config-file={}")
+    else:
+        daemon_json = put_text(f"Write {DAEMON_JSON}", text, DAEMON_JSON)
 
     # ---- packages
     if settings.source == "distro":
-        apt.packages(name="Install the distribution's docker.io", packages=["docker.io"], no_recommends=True,
-                     **APT_RETRIES)
+        apt.packages(name="Install the distribution's docker.io", packages=docker_packages(settings),
+                     no_recommends=True, **APT_RETRIES)
     else:
         _install_docker_ce(settings, distro)
     if compose_deb:
@@ -156,7 +120,8 @@ def docker_engine(
 
     # ---- service
     systemd.service(name="Start and enable docker", service="docker", running=True, enabled=True)
-    systemd.service(name="Restart docker after daemon.json changed", service="docker", restarted=True,
-                    _if=daemon_json.did_change)
+    if daemon_json is not None:
+        systemd.service(name="Restart docker after daemon.json changed", service="docker", restarted=True,
+                        _if=daemon_json.did_change)
     for user in settings.admin_users:
         server.user(name=f"Add {user} to the docker group", user=user, groups=["docker"], append=True)

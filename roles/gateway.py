@@ -3,13 +3,12 @@
 Files are staged in ``<stack>/gateway.new/``; when the live directory differs from what the settings
 render, ``nginx -t`` runs inside the gateway image on the staged files (with the live TLS files), the staged
 files replace the live ones and a running gateway is reloaded (``nginx -s reload``, no restart). The TLS
-certificate is the user's (uploaded) or a self-signed one generated on the host once: a present
-certificate is never regenerated.
+certificate is the user's (uploaded) or one the project's CA on the admin machine issued (``llmrack.tls``),
+uploaded when the host has none: a certificate already on the host is never replaced.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import shlex
 
 from pyinfra import host
@@ -18,37 +17,14 @@ from pyinfra.facts.files import File, Sha256File
 from pyinfra.operations import files, server
 from pyinfra.operations.util import any_changed
 
+from llmrack.ops import put_text, sha256_text
 from llmrack.settings.stack import StackSettings
 from llmrack.stack import compose as c
 from llmrack.stack import nginx as n
 from llmrack.stack.secrets import StackSecrets
-from roles.base import put_text
-from roles.llm_stack import sha256_text
 
 # file name -> mode (nginx's master process reads them as root; the key map and backend key stay private)
 MODES = {"nginx.conf": "644", "api_keys.map": "640", "backend_auth.conf": "640"}
-
-
-def self_signed_command(tls_dir: str, common_name: str, address: str, days: int) -> str:
-    """openssl command writing tls/server.key (0600) and tls/server.crt for ``common_name``/``address``."""
-    sans = ["DNS:localhost", "IP:127.0.0.1"]
-    for name in dict.fromkeys([common_name, address]):
-        if not name:
-            continue
-        try:
-            ipaddress.ip_address(name)
-            sans.insert(0, f"IP:{name}")
-        except ValueError:
-            sans.insert(0, f"DNS:{name}")
-    d = shlex.quote(tls_dir)
-    return (
-        f"umask 077 && openssl req -x509 -newkey rsa:2048 -sha256 -nodes -days {days} "
-        f"-subj {shlex.quote('/CN=' + (common_name or address or 'llmrack'))} "
-        f"-addext {shlex.quote('subjectAltName=' + ','.join(dict.fromkeys(sans)))} "
-        f"-keyout {d}/server.key.tmp -out {d}/server.crt.tmp "
-        f"&& chmod 0600 {d}/server.key.tmp && chmod 0644 {d}/server.crt.tmp "
-        f"&& mv {d}/server.key.tmp {d}/server.key && mv {d}/server.crt.tmp {d}/server.crt"
-    )
 
 
 def check_command(stack: StackSettings, staging: str, tls: str) -> str:
@@ -62,8 +38,11 @@ def check_command(stack: StackSettings, staging: str, tls: str) -> str:
 
 
 @deploy("Gateway")
-def gateway(stack: StackSettings, *, context: n.GatewayContext, secrets: StackSecrets, address: str) -> list:
-    """Write, check and activate the gateway's configuration; returns the operations that changed TLS."""
+def gateway(stack: StackSettings, *, context: n.GatewayContext, secrets: StackSecrets,
+            issued: tuple[str, str] | None = None) -> list:
+    """Write, check and activate the gateway's configuration; returns the operations that changed TLS.
+
+    ``issued``: (certificate, key) PEM to install in self-signed mode when the host has no certificate yet."""
     paths = c.StackPaths.of(stack)
     staging, live, tls = paths.gateway_staging_dir, paths.gateway_dir, paths.tls_dir
     for d, mode in ((staging, "750"), (live, "750"), (tls, "750")):
@@ -77,11 +56,12 @@ def gateway(stack: StackSettings, *, context: n.GatewayContext, secrets: StackSe
                                  dest=f"{tls}/server.crt", mode="644"))
         tls_ops.append(files.put(name="Upload the TLS private key", src=t.key_file, dest=f"{tls}/server.key",
                                  mode="600"))
-    elif host.get_fact(File, path=f"{tls}/server.crt") is None or host.get_fact(File, path=f"{tls}/server.key") is None:
-        tls_ops.append(server.shell(
-            name="Generate a self-signed TLS certificate for the gateway",
-            commands=[self_signed_command(tls, t.common_name, address, t.days)],
-        ))
+    elif issued is not None and (host.get_fact(File, path=f"{tls}/server.crt") is None
+                                 or host.get_fact(File, path=f"{tls}/server.key") is None):
+        tls_ops.append(put_text("Install the gateway's TLS private key (issued by the project's CA)", issued[1],
+                                f"{tls}/server.key", mode="600"))
+        tls_ops.append(put_text("Install the gateway's TLS certificate (issued by the project's CA)", issued[0],
+                                f"{tls}/server.crt", mode="644"))
 
     # ---- configuration: stage, check, promote, reload
     desired = n.gateway_files(context, secrets.api_keys, secrets.backend_api_key)
@@ -89,10 +69,10 @@ def gateway(stack: StackSettings, *, context: n.GatewayContext, secrets: StackSe
         put_text(f"Stage gateway.new/{name}", text, f"{staging}/{name}", mode=MODES[name])
     stale = [name for name, text in desired.items()
              if host.get_fact(Sha256File, path=f"{live}/{name}") != sha256_text(text)]
-    d = shlex.quote(paths.directory)
+    d, project = shlex.quote(paths.directory), shlex.quote(stack.project_name)
     reload_gateway = (
-        f"cd {d} && if docker compose --project-name {stack.project_name} ps --status running -q gateway "
-        f"2>/dev/null | grep -q .; then docker compose --project-name {stack.project_name} exec -T gateway "
+        f"cd {d} && if docker compose --project-name {project} ps --status running -q gateway "
+        f"2>/dev/null | grep -q .; then docker compose --project-name {project} exec -T gateway "
         f"nginx -s reload; fi"
     )
     if stale:

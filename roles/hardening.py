@@ -10,8 +10,11 @@ Safety first, because a wrong sshd or firewall locks the admin out:
 * every configuration goes through ``*.new`` → check with the real tool (``sshd -t -f``, ``nft -c -f``) →
   move, only when the host's file differs; sshd reloads and the firewall reloads only after such a move.
 
-The firewall is llmrack's own table ``inet llmrack`` (input hook only), loaded by its own unit: it never
-flushes the ruleset, so Docker's tables and the forward path of container traffic stay Docker's.
+The firewall is llmrack's own table ``inet llmrack``, loaded by its own unit: it never flushes the ruleset, so
+Docker's tables stay Docker's. It filters the input hook and, because ports Docker publishes are forwarded to
+containers without ever reaching input, new connections forwarded into a Docker bridge as well: each port
+opens only to the sources ``llmrack.exposure`` allows (SSH from the admin networks, the gateway to all,
+exporters and published models to the inventory's monitoring and gateway hosts).
 """
 
 from __future__ import annotations
@@ -28,9 +31,12 @@ from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import apt, files, server, systemd
 
 from llmrack.config import HostSpec
+from llmrack.exposure import Opening
+from llmrack.exposure import gateway_ports as _gateway_ports
+from llmrack.facts.system import distribution_id
+from llmrack.ops import APT_CACHE_MAX_AGE_S, APT_RETRIES, put_text, render_template, stop_host
+from llmrack.packages import NFTABLES, SSH_SERVER, UNATTENDED_UPGRADES
 from llmrack.settings.hardening import HardeningSettings
-from roles.base import APT_CACHE_MAX_AGE_S, APT_RETRIES, distribution_id, put_text, render_template
-from roles.stop import stop_host
 
 SSHD = "/usr/sbin/sshd"
 NFT = "/usr/sbin/nft"
@@ -163,7 +169,7 @@ def sshd_directives(settings: HardeningSettings) -> dict[str, str]:
         "passwordauthentication": "yes" if settings.ssh_password_authentication else "no",
         "kbdinteractiveauthentication": "no",
         "challengeresponseauthentication": "no",
-        "permitrootlogin": settings.ssh_permit_root_login,
+        "permitrootlogin": settings.root_login_for(""),
         "permitemptypasswords": "no",
         "pubkeyauthentication": "yes",
         "x11forwarding": "no",
@@ -212,13 +218,15 @@ def render_sshd_dropin(settings: HardeningSettings) -> str:
     return render_template(
         "hardening", SSHD_DROPIN,
         password_authentication=settings.ssh_password_authentication,
-        permit_root_login=settings.ssh_permit_root_login,
+        permit_root_login=settings.root_login_for(""),
         max_auth_tries=settings.ssh_max_auth_tries,
         client_alive_interval=settings.ssh_client_alive_interval,
         client_alive_count_max=settings.ssh_client_alive_count_max,
+        max_sessions=settings.ssh_max_sessions,
         allow_tcp_forwarding=settings.ssh_allow_tcp_forwarding,
         banner=BANNER if settings.banner.strip() else "",
         ciphers=settings.ssh_ciphers, macs=settings.ssh_macs, kex_algorithms=settings.ssh_kex_algorithms,
+        host_keys=settings.ssh_host_keys, host_key_algorithms=settings.ssh_host_key_algorithms,
     )
 
 
@@ -236,23 +244,34 @@ def split_networks(cidrs: list[str]) -> tuple[list[str], list[str]]:
     return sorted(set(v4)), sorted(set(v6))
 
 
-def render_firewall(settings: HardeningSettings, *, ssh_ports: list[int], open_ports: list[int]) -> str:
+def firewall_rules(openings: list[Opening], ssh_ports: list[int]) -> list[dict[str, Any]]:
+    """Template rows of the openings besides SSH: ports, and every address or the IPv4/IPv6 sources."""
+    rows = []
+    for o in openings:
+        ports = sorted({p for p in o.ports if p and p not in ssh_ports})
+        if not ports or (o.sources is not None and not o.sources):
+            continue
+        v4, v6 = o.split()
+        rows.append({"what": o.what.replace('"', "'"), "ports": ports, "any": o.sources is None, "v4": v4, "v6": v6})
+    return rows
+
+
+def render_firewall(settings: HardeningSettings, *, ssh_ports: list[int], open_ports: list[int] = (),
+                    openings: list[Opening] = ()) -> str:
+    """The ruleset; ``open_ports`` are open to every address, ``openings`` to their own sources."""
     admin_v4, admin_v6 = split_networks(settings.admin_networks)
+    ssh = sorted(set(ssh_ports)) or [22]
+    everyone = [Opening("gateway", tuple(open_ports), None)] if open_ports else []
     return render_template(
         "hardening", FIREWALL_RULESET,
         admin_v4=admin_v4, admin_v6=admin_v6, restricted=bool(settings.admin_networks),
-        ssh_ports=sorted(set(ssh_ports)) or [22],
-        open_ports=sorted({p for p in open_ports if p and p not in ssh_ports}),
-        bridges=DOCKER_BRIDGES,
+        ssh_ports=ssh, rules=firewall_rules([*everyone, *openings], ssh), bridges=DOCKER_BRIDGES,
     )
 
 
 def gateway_ports(spec: HostSpec) -> list[int]:
     """The TCP ports a host serves to clients: the gateway's HTTPS (and HTTP redirect) ports."""
-    if not spec.has_role("gateway"):
-        return []
-    gateway = spec.profile.stack.gateway
-    return sorted({p for p in (gateway.https_port, gateway.http_port) if p})
+    return _gateway_ports(spec)
 
 
 def sha256(text: str) -> str:
@@ -291,14 +310,18 @@ def _stop(message: str, name: str) -> None:
 
 
 @deploy("Hardening")
-def hardening(settings: HardeningSettings, *, open_ports: list[int] | None = None) -> None:
-    """Harden the host. ``open_ports``: TCP ports served to clients (the gateway's), opened by the firewall."""
+def hardening(settings: HardeningSettings, *, open_ports: list[int] | None = None,
+              openings: list[Opening] | None = None) -> None:
+    """Harden the host. ``open_ports``: TCP ports open to every address; ``openings``: ports open to their
+    sources (``llmrack.exposure.service_openings``: the gateway, exporters, published models)."""
     if not settings.enabled:
         logger.info(f"{host.print_prefix}hardening is disabled for this tier")
         return
 
     # ---- refuse what would lock the admin out, before anything changes
-    problems = lockout_problems(settings, host.get_fact(LoginUserKeys))
+    login = host.get_fact(LoginUserKeys)
+    settings = settings.model_copy(update={"ssh_permit_root_login": settings.root_login_for(login.get("user", ""))})
+    problems = lockout_problems(settings, login)
     problems += overriding_dropins(host.get_fact(SshdDropins), settings)
     if problems:
         _stop(" | ".join(problems), name="Stop this host: the SSH hardening would lock the admin out or be ignored")
@@ -308,7 +331,7 @@ def hardening(settings: HardeningSettings, *, open_ports: list[int] | None = Non
     apt.update(name="Update the apt cache when older than a day", cache_time=APT_CACHE_MAX_AGE_S, **APT_RETRIES)
 
     # ---- sshd
-    apt.packages(name="Install openssh-server", packages=["openssh-server"], no_recommends=True, **APT_RETRIES)
+    apt.packages(name="Install openssh-server", packages=[SSH_SERVER], no_recommends=True, **APT_RETRIES)
     put_text("Write the login banner /etc/issue.net (CIS 1.7: warning banner)",
              render_template("hardening", BANNER, banner=settings.banner.strip()) if settings.banner.strip()
              else "", BANNER)
@@ -326,7 +349,7 @@ def hardening(settings: HardeningSettings, *, open_ports: list[int] | None = Non
     # ---- unattended security upgrades
     if settings.unattended_security_upgrades:
         apt.packages(name="Install unattended-upgrades (dev-sec os-hardening: security updates)",
-                     packages=["unattended-upgrades"], no_recommends=True, **APT_RETRIES)
+                     packages=[UNATTENDED_UPGRADES], no_recommends=True, **APT_RETRIES)
     put_text(
         f"Write {UNATTENDED_CONF} (security updates only: "
         f"{'on' if settings.unattended_security_upgrades else 'off'})",
@@ -343,19 +366,21 @@ def hardening(settings: HardeningSettings, *, open_ports: list[int] | None = Non
 
     # ---- firewall
     if settings.firewall:
-        _firewall(settings, open_ports or [])
+        _firewall(settings, open_ports or [], openings or [])
 
 
-def _firewall(settings: HardeningSettings, open_ports: list[int]) -> None:
+def _firewall(settings: HardeningSettings, open_ports: list[int], openings: list[Opening]) -> None:
     sshd = host.get_fact(SshdEffectiveConfig) or {}
     ssh_ports = sorted({int(p) for p in sshd.get("port", []) if p.isdigit()}) or [22]
-    apt.packages(name="Install nftables", packages=["nftables"], no_recommends=True, **APT_RETRIES)
+    apt.packages(name="Install nftables", packages=[NFTABLES], no_recommends=True, **APT_RETRIES)
     files.directory(name="Create /etc/llmrack", path="/etc/llmrack", mode="755")
     where = ", ".join(settings.admin_networks) or "any address"
+    opened = sorted({*open_ports, *(p for o in openings for p in o.ports)})
     ruleset = install_checked(
-        f"Install {FIREWALL_RULESET} checked by nft -c (default deny inbound; SSH {ssh_ports} from {where}; "
-        f"gateway ports {sorted(open_ports)}; loopback, established and Docker bridges allowed)",
-        render_firewall(settings, ssh_ports=ssh_ports, open_ports=open_ports), FIREWALL_RULESET,
+        f"Install {FIREWALL_RULESET} checked by nft -c (default deny inbound and to published container ports; "
+        f"SSH {ssh_ports} from {where}; ports {opened} to their allowed sources; loopback, established and "
+        "Docker bridges allowed)",
+        render_firewall(settings, ssh_ports=ssh_ports, open_ports=open_ports, openings=openings), FIREWALL_RULESET,
         f"{NFT} -c -f {{}}", mode="600",
     )
     unit = put_text(

@@ -6,37 +6,35 @@ secrets (mode 0600 in a 0700 directory).
 configure: ``compose.yaml`` dumped from the compose model, checked on the host with
 ``docker compose config -q`` before it replaces the live file; the systemd unit.
 activate (:func:`activate_stack`): the unit is started once (``up --wait``: healthchecks gate success);
-later runs reload it only when the compose file, an env/secret file or the models changed — a reload runs
-``up --wait`` again, which recreates only the services whose configuration changed.
+later runs reload it when the compose file, an env/secret file or the models changed in this run, or when a
+running service does not match the live compose file (compose's config hash: the state an interrupted run
+leaves behind) — a reload runs ``up --wait`` again, which recreates only the services whose configuration
+changed.
 """
 
 from __future__ import annotations
 
-import hashlib
 import shlex
 from collections.abc import Sequence
 from pathlib import PurePosixPath
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.files import File, Sha256File
+from pyinfra.facts.files import File
 from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
+from llmrack.facts.stack import ComposeDrift
+from llmrack.ops import install_checked, put_text, render
 from llmrack.settings.stack import ModelSettings, StackSettings
 from llmrack.stack import compose as c
 from llmrack.stack import secrets as sec
-from llmrack.stack.nginx import render
-from roles.base import put_text
+from llmrack.stack import services
 
 UNIT = "llmrack-stack.service"
 UNIT_PATH = f"/etc/systemd/system/{UNIT}"
 MODEL_MARKER = ".llmrack-complete"
 DOCKER = "/usr/bin/docker"
-
-
-def sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def render_unit(stack: StackSettings) -> str:
@@ -117,22 +115,20 @@ def llm_stack(
         for sub in ("storage", "snapshots"):
             d = f"{stack.data_dir}/qdrant/{sub}"
             files.directory(name=f"Create {d}", path=d, mode="750")
-        changes.append(put_text("Write qdrant/config.yaml", c.dump_yaml(c.qdrant_config(stack), "Qdrant"),
+        changes.append(put_text("Write qdrant/config.yaml", services.dump_yaml(services.qdrant_config(stack), "Qdrant"),
                                 paths.qdrant_config, mode="644"))
     if gateway and stack.vector_store.kind == "pgvector":
         files.directory(name=f"Create {stack.data_dir}", path=stack.data_dir, mode="755")
 
     # ---- compose.yaml: staged, checked by compose itself, then made live
-    text = compose.to_yaml()
-    put_text("Stage compose.yaml.new", text, f"{paths.compose_file}.new", mode="644")
-    live_sha = host.get_fact(Sha256File, path=paths.compose_file)
-    d = shlex.quote(paths.directory)
-    if live_sha != sha256_text(text):
-        changes.append(server.shell(
-            name="Check compose.yaml.new with docker compose config, then make it live",
-            commands=[f"cd {d} && docker compose --project-name {stack.project_name} -f compose.yaml.new config -q "
-                      f"&& install -m 0644 compose.yaml.new compose.yaml"],
-        ))
+    live = install_checked(
+        f"Check {paths.compose_file} with docker compose config, then make it live", compose.to_yaml(),
+        paths.compose_file,
+        f"cd {shlex.quote(paths.directory)} && docker compose --project-name {shlex.quote(stack.project_name)} "
+        "-f {} config -q",
+    )
+    if live is not None:
+        changes.append(live)
 
     unit = put_text(f"Write {UNIT_PATH}", render_unit(stack), UNIT_PATH, mode="644")
     systemd.daemon_reload(name="Reload systemd units after the stack unit changed", _if=unit.did_change)
@@ -140,9 +136,14 @@ def llm_stack(
 
 
 @deploy("LLM stack: activate")
-def activate_stack(changes: Sequence) -> None:
-    """Start the stack once; afterwards reload it (``up --wait``) only when an input changed."""
+def activate_stack(changes: Sequence, stack: StackSettings | None = None) -> None:
+    """Start the stack once; afterwards reload it (``up --wait``) when an input changed or a running service
+    does not match the live compose file (``stack`` given: checked from the running containers)."""
     systemd.service(name=f"Start and enable {UNIT}", service=UNIT, running=True, enabled=True)
-    if changes:
+    drift = host.get_fact(ComposeDrift, directory=stack.directory, project=stack.project_name) if stack else []
+    if drift:
+        systemd.service(name=f"Reload {UNIT}: running services differ from compose.yaml ({', '.join(drift)})",
+                        service=UNIT, reloaded=True)
+    elif changes:
         systemd.service(name=f"Reload {UNIT}: recreate the services whose inputs changed", service=UNIT,
                         reloaded=True, _if=any_changed(*changes))

@@ -4,7 +4,8 @@ Configuration files are staged in ``<directory>/staging/``; files whose live cop
 real tools inside the images that will read them (``promtool check config`` — which also checks the rule
 files —, ``amtool check-config``), copied live, and only then is the running service reloaded over HTTP
 (``/-/reload``, Prometheus runs with ``--web.enable-lifecycle``). The compose file is checked with
-``docker compose config`` before ``up``; ``up`` runs only when it changed or a service is not running.
+``docker compose config`` before ``up``; ``up`` runs only when it changed, a service is not running or a
+running one differs from the live file (compose's config hash).
 Images are never pulled: the offline bundle loaded them.
 """
 
@@ -19,12 +20,13 @@ from pyinfra.facts.files import Sha256File
 from pyinfra.operations import files, server
 
 from llmrack.config import HostSpec, Inventory
+from llmrack.facts.stack import ComposeDrift
 from llmrack.monitoring.images import MONITORING_UID
 from llmrack.monitoring.prometheus import ScrapePorts
 from llmrack.monitoring.render import PROJECT, HostFile, compose_model, host_files, is_monitoring_host
 from llmrack.monitoring.secrets import MonitoringSecrets
+from llmrack.ops import install_checked, sha256_text
 from llmrack.settings.monitoring import MonitoringSettings
-from roles.llm_stack import sha256_text
 
 
 class RunningServices(FactBase):
@@ -62,10 +64,11 @@ def _reload(settings: MonitoringSettings, ports: ScrapePorts, service: str, port
 @deploy("Monitoring")
 def monitoring(
     settings: MonitoringSettings, *, inventory: Inventory, host: HostSpec, secrets: MonitoringSecrets,
-    ports: ScrapePorts | None = None,
+    ports: ScrapePorts | None = None, qdrant_api_key: str | None = None,
 ) -> None:
     """Write, check and activate the monitoring stack of one host (exporters everywhere, Prometheus and
-    Alertmanager on the monitoring host). ``settings`` is ``host.profile.monitoring``."""
+    Alertmanager on the monitoring host). ``settings`` is ``host.profile.monitoring``; ``qdrant_api_key``: the
+    key Prometheus scrapes the host's Qdrant with."""
     if not settings.enabled:
         return
     if settings != host.profile.monitoring:
@@ -75,7 +78,8 @@ def monitoring(
     owner = "llmrack-monitoring"
     server.group(name=f"Create group {owner} (gid {MONITORING_UID}) that reads the monitoring secrets",
                  group=owner, gid=MONITORING_UID)
-    desired = [f for f in host_files(inventory, host, secrets, ports=ports) if f.path != "compose.yaml"]
+    everything = host_files(inventory, host, secrets, ports=ports, qdrant_api_key=qdrant_api_key)
+    desired = [f for f in everything if f.path != "compose.yaml"]
     dirs = sorted({f"{d}/staging/{f.path.rsplit('/', 1)[0]}" for f in desired if "/" in f.path}
                   | {f"{d}/{f.path.rsplit('/', 1)[0]}" for f in desired if "/" in f.path})
     files.directory(name=f"Create {d}", path=d, mode="755")
@@ -102,19 +106,16 @@ def monitoring(
         )
 
     # ---- compose project
-    compose = host_files(inventory, host, secrets, ports=ports)[0]
-    compose_changed = pyinfra_host.get_fact(Sha256File, path=f"{d}/compose.yaml") != sha256_text(compose.content)
-    files.put(name=f"Write {d}/compose.yaml", src=StringIO(compose.content),
-                            dest=f"{d}/compose.yaml.new", mode="644")
-    if compose_changed:
-        server.shell(
-            name=f"Check {d}/compose.yaml with docker compose config and make it live",
-            commands=[f"cd {shlex.quote(d)} && docker compose -f compose.yaml.new config -q && "
-                      "cp -p compose.yaml.new compose.yaml"],
-        )
+    compose = everything[0]
+    compose_changed = install_checked(
+        f"Check {d}/compose.yaml with docker compose config and make it live", compose.content, f"{d}/compose.yaml",
+        f"cd {shlex.quote(d)} && docker compose -f {{}} config -q",
+    ) is not None
     wanted = sorted(compose_model(inventory, host, ports=ports).services)
     running = pyinfra_host.get_fact(RunningServices, directory=d, project=PROJECT)
-    if compose_changed or running != wanted:
+    # decided from the running containers too: a run interrupted after the copy left them on the old file
+    drift = pyinfra_host.get_fact(ComposeDrift, directory=d, project=PROJECT)
+    if compose_changed or running != wanted or drift:
         server.shell(
             name=f"Start the compose project {PROJECT} ({', '.join(wanted)})",
             commands=[f"cd {shlex.quote(d)} && docker compose --project-name {PROJECT} up -d --remove-orphans "

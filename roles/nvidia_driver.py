@@ -8,21 +8,24 @@ operations. A driver that already satisfies the branch (installed major >= ``dri
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from pyinfra import host, logger
 from pyinfra.api import deploy
 from pyinfra.facts.files import Directory
 from pyinfra.facts.server import KernelVersion, OsRelease
-from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations import apt, server, systemd
 
-from llmrack.facts import KernelModules, NvidiaGpus, NvidiaPackages, SecureBoot, driver_major
+from llmrack.facts.drivers import KernelModules, NvidiaPackages, driver_major
+from llmrack.facts.gpu import NvidiaGpus
+from llmrack.facts.system import SecureBoot
+from llmrack.ops import put_text, render_template, stop_host
+from llmrack.packages import debian_driver_packages
+from llmrack.reboot import reboot_and_wait
 from llmrack.settings.nvidia import NvidiaSettings
-from roles.stop import stop_host
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 BLACKLIST_DEST = "/etc/modprobe.d/llmrack-blacklist-nouveau.conf"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 
@@ -48,6 +51,7 @@ class DriverPlan:
     reboot_pending: bool = False
     reboot_on_change: bool = True  # False without a GPU on the bus: the module cannot load, a reboot is useless
     non_free_sources: str = ""  # Debian codename whose non-free components must be enabled
+    module_op: Any = None  # the operation that installs the module packages (set by ``nvidia_driver``)
 
 
 def kernel_flavour(release: str) -> str:
@@ -84,8 +88,7 @@ def debian_packages(settings: NvidiaSettings, kernel_release: str, installed: di
     """Compute-only set (no X server): DKMS module, nvidia-smi (with libnvidia-ml), libcuda, persistenced,
     GSP firmware. Headers only for a distro kernel: a custom kernel brings its own."""
     headers = [f"linux-headers-{kernel_release}"] if f"linux-image-{kernel_release}" in installed else []
-    module = "nvidia-open-kernel-dkms" if settings.open_kernel_module else "nvidia-kernel-dkms"
-    return [*headers, module, "nvidia-smi", "libcuda1", "nvidia-persistenced", "firmware-nvidia-gsp"]
+    return [*headers, *debian_driver_packages(settings)]
 
 
 def kernel_meta_packages(installed: dict[str, str], kernel_release: str) -> list[str]:
@@ -202,10 +205,12 @@ def gather_driver_facts() -> dict[str, Any]:
 
 
 @deploy("NVIDIA driver")
-def nvidia_driver(settings: NvidiaSettings, *, apt_mirror: str = "") -> DriverPlan:
-    """Install (or keep) the NVIDIA driver, blacklist nouveau and nova_core, hold packages, reboot on change.
+def nvidia_driver(settings: NvidiaSettings, *, apt_mirror: str = "", offline: bool = False) -> DriverPlan:
+    """Install (or keep) the NVIDIA driver, blacklist nouveau and nova_core, hold packages. The reboot is the
+    next stage (``driver_reboot`` with ``reboot_condition(plan)``).
 
-    ``apt_mirror``: the base role's Debian mirror, used for the non-free components on Debian.
+    ``apt_mirror``: the base role's Debian mirror, used for the non-free components on Debian; ``offline``
+    (``base.apt.offline``): the packages come from the bundle's repository, no source is written.
     """
     facts = gather_driver_facts()
     plan = plan_driver(facts, settings)
@@ -219,10 +224,9 @@ def nvidia_driver(settings: NvidiaSettings, *, apt_mirror: str = "") -> DriverPl
                   name="Stop this host: the NVIDIA driver cannot be installed as configured")
         return plan
 
-    blacklist = files.template(
-        name=f"Write {BLACKLIST_DEST} (blacklist nouveau and nova_core)",
-        src=str(TEMPLATES / "nvidia_driver" / BLACKLIST_DEST.lstrip("/")) + ".j2",
-        dest=BLACKLIST_DEST, mode="644",
+    blacklist = put_text(
+        f"Write {BLACKLIST_DEST} (blacklist nouveau and nova_core)",
+        render_template("nvidia_driver", BLACKLIST_DEST), BLACKLIST_DEST, mode="644",
     )
     server.shell(
         name="Rebuild the initramfs without nouveau and nova_core",
@@ -235,7 +239,7 @@ def nvidia_driver(settings: NvidiaSettings, *, apt_mirror: str = "") -> DriverPl
 
     module_changed = []
     if plan.action == "install":
-        if plan.non_free_sources:
+        if plan.non_free_sources and not offline:
             mirror = apt_mirror or DEBIAN_MIRROR
             nonfree = apt.sources_file(
                 name="Enable Debian's non-free components (NVIDIA driver)",
@@ -272,16 +276,39 @@ def nvidia_driver(settings: NvidiaSettings, *, apt_mirror: str = "") -> DriverPl
     else:
         logger.warning(f"{host.print_prefix}nvidia driver: systemd is not PID 1; nvidia-persistenced not managed")
 
-    if module_changed or plan.reboot_pending:
-        if settings.reboot:
-            server.reboot(
-                name="Reboot to load the new nvidia kernel module",
-                _if=(lambda: True) if plan.reboot_pending else module_changed[0].did_change,
-            )
-        else:
-            stop_host(
-                "the nvidia kernel module changed; reboot the host, then run the deploy again",
-                name="Stop this host: reboot needed for the new nvidia kernel module",
-                _if=(lambda: True) if plan.reboot_pending else module_changed[0].did_change,
-            )
+    if module_changed:
+        plan.module_op = module_changed[0]
     return plan
+
+
+def reboot_condition(plan: DriverPlan) -> Callable[[], bool] | None:
+    """When the driver stage needs a reboot: always (packages installed, module not loaded, a GPU present),
+    after the module packages changed, or never (``None``)."""
+    if plan.reboot_pending:
+        return lambda: True
+    if plan.module_op is not None:
+        return plan.module_op.did_change
+    return None
+
+
+@deploy("Reboot for the nvidia kernel module")
+def driver_reboot(settings: NvidiaSettings, when: Callable[[], bool], *, check_gpu: bool = True) -> None:
+    """``nvidia.reboot: auto``: reboot, wait until the host is back, check the module and nvidia-smi, go on.
+    ``never``: stop this host with one line saying a reboot is needed and what to run after it.
+
+    ``when`` is evaluated at execution (a driver operation's ``did_change``); ``check_gpu`` is off only where
+    no GPU can answer (a forced reboot of a GPU-less host).
+    """
+    if settings.reboot == "never":
+        stop_host(
+            "the nvidia kernel module changed and nvidia.reboot is 'never': reboot this host, then run the same "
+            "deploy again (it continues from here)",
+            name="Stop this host: reboot needed for the new nvidia kernel module", _if=when,
+        )
+        return
+    reboot_and_wait(name="Reboot to load the new nvidia kernel module", _if=when)
+    if check_gpu:
+        server.shell(
+            name="Check that the nvidia module is loaded and nvidia-smi answers after the reboot",
+            commands=["test -d /sys/module/nvidia", "nvidia-smi -L"], _if=when,
+        )

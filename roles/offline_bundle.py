@@ -15,14 +15,14 @@ from pathlib import Path, PurePosixPath
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.deb import DebPackages
-from pyinfra.operations import files, server
+from pyinfra.operations import files, python, server
 from pyinfra.operations.util import any_changed
 
-from llmrack.bundle import read_manifest
 from llmrack.errors import LlmrackError
-from llmrack.stack.facts import DockerImageIds
-from roles.base import put_text
-from roles.docker_engine import deb_control
+from llmrack.facts.stack import DockerImageIds
+from llmrack.manifest import deb_control, read_manifest
+from llmrack.ops import put_text
+from llmrack.progress import Progress
 
 
 def sums_file(entries: dict[str, dict], rels: Sequence[str], *, strip: str = "") -> str:
@@ -70,8 +70,14 @@ def offline_bundle(
     all_rels = [img["file"] for img in wanted] + list(manifest.get("debs", []))
     for rel in sorted({str(PurePosixPath(r).parent) for r in all_rels}):
         files.directory(name=f"Create {remote / rel}", path=str(remote / rel), mode="750")
+    sizes = {img["file"]: entries[img["file"]]["size"] for img in to_load}
+    upload_progress = Progress("upload", sum(sizes.values()), len(sizes))
     for rel in rels:
+        if rel in sizes:  # an image the engine lacks: its upload happens, so its progress line is worth it
+            python.call(name=f"Time the upload of {rel}", function=upload_progress.start(rel))
         uploads.append(files.put(name=f"Upload {rel}", src=str(local / rel), dest=str(remote / rel), mode="640"))
+        if rel in sizes:
+            python.call(name=f"Report the upload of {rel}", function=upload_progress.done(rel, sizes[rel]))
     if all_rels:
         put_text("Write the bundle's sha256 sums", sums_file(entries, all_rels), str(remote / "SHA256SUMS"),
                  mode="640")
@@ -80,9 +86,13 @@ def offline_bundle(
             commands=[f"cd {shlex.quote(str(remote))} && sha256sum --quiet --strict --ignore-missing -c SHA256SUMS"],
             _if=any_changed(*uploads),
         )
+    load_progress = Progress("image load", sum(sizes.values()), len(sizes))
     for img in to_load:
+        python.call(name=f"Time the load of image {img['ref']}", function=load_progress.start(img["ref"]))
         server.shell(name=f"Load image {img['ref']}",
                      commands=[f"docker load --quiet -i {shlex.quote(str(remote / img['file']))}"])
+        python.call(name=f"Report the load of image {img['ref']}",
+                    function=load_progress.done(img["ref"], sizes[img["file"]]))
 
     # ---- compose v2 plugin from the bundle when the host lacks that version
     installed = host.get_fact(DebPackages) or {}
@@ -119,3 +129,32 @@ def offline_bundle(
         )
         model_ops += ops
     return model_ops
+
+
+@deploy("Offline bundle: APT repository")
+def bundle_apt_repo(bundle_dir: str | Path, *, remote_dir: str, codename: str) -> tuple[str, list]:
+    """Upload the bundle's ``apt/<codename>`` repository (before any package is installed) and check its
+    sums; returns the host's repository path and the operations whose change means it changed."""
+    local = Path(bundle_dir)
+    entries: dict[str, dict] = read_manifest(local)["files"]
+    prefix = f"apt/{codename}/"
+    rels = sorted(r for r in entries if r.startswith(prefix))
+    if not rels:
+        raise LlmrackError(f"the bundle has no APT repository for {codename} (rebuild it with "
+                           f"`llmrack bundle build --release {codename}`)", source=str(local))
+    remote = PurePosixPath(remote_dir)
+    repo = remote / "apt" / codename
+    # the bundle directory with the mode offline_bundle gives it (one owner of its mode, or runs would flip it)
+    files.directory(name=f"Create {remote}", path=str(remote), mode="750")
+    for d in (remote / "apt", repo):
+        files.directory(name=f"Create {d}", path=str(d), mode="755")
+    uploads = [files.put(name=f"Upload {rel}", src=str(local / rel), dest=str(remote / rel), mode="644")
+               for rel in rels]
+    sums = put_text(f"Write the sha256 sums of {prefix}", sums_file(entries, rels, strip=prefix),
+                    str(repo / ".llmrack-sha256"), mode="644")
+    check = server.shell(
+        name=f"Check the sha256 sums of the uploaded {prefix}",
+        commands=[f"cd {shlex.quote(str(repo))} && sha256sum --quiet --strict -c .llmrack-sha256"],
+        _if=any_changed(*uploads, sums),
+    )
+    return str(repo), [*uploads, sums, check]

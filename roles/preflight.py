@@ -17,10 +17,12 @@ from pyinfra.facts.hardware import Cpus, Memory
 from pyinfra.facts.server import OsRelease
 
 from llmrack.config import HostSpec
-from llmrack.facts import FreeDisk, KernelModules, NvidiaGpus, SecureBoot, XidErrors
+from llmrack.facts.drivers import KernelModules
+from llmrack.facts.gpu import NvidiaGpus, XidErrors
+from llmrack.facts.system import FreeDisk, SecureBoot
+from llmrack.ops import stop_host
 from llmrack.settings.hardware import HardwareSettings
 from llmrack.settings.nvidia import NvidiaSettings
-from roles.stop import stop_host
 
 MEMORY_TOLERANCE = 0.10
 

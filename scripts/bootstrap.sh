@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(docker.io debootstrap zstd python3-venv nginx-light prometheus prometheus-alertmanager
               chromium openssh-client openssh-server nftables unattended-upgrades openssl
-              rsync curl ca-certificates)
+              rsync curl ca-certificates stress-ng memtester fio iperf3)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -48,6 +48,15 @@ print(fetch_compose_deb(cache_dir() / 'debs', log=lambda m: None))")
     dpkg -x "$deb" "$tmp"
     mkdir -p .llmrack/tools
     cp "$tmp/usr/libexec/docker/cli-plugins/docker-compose" .llmrack/tools/docker-compose
+    rm -rf "$tmp"
+fi
+# fail2ban's own config test and regex tool for the jails' unit tests, unpacked from Debian's package (not
+# installed: the machine gets no fail2ban service).
+if [ ! -x .llmrack/tools/fail2ban/usr/bin/fail2ban-regex ]; then
+    tmp=$(mktemp -d)
+    (cd "$tmp" && apt-get download -qq fail2ban >/dev/null 2>&1) || { apt-get update -qq && (cd "$tmp" && apt-get download -qq fail2ban); }
+    mkdir -p .llmrack/tools/fail2ban
+    dpkg -x "$tmp"/fail2ban_*.deb .llmrack/tools/fail2ban
     rm -rf "$tmp"
 fi
 echo "llmrack: ready (.venv/bin/llmrack)"

@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 .venv/bin/ruff check .
-exec .venv/bin/pytest tests/unit tests/integration -p no:cacheprovider "$@"
+exec .venv/bin/pytest tests/unit tests/integration -p no:cacheprovider --durations=25 "$@"

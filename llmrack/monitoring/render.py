@@ -1,6 +1,7 @@
 """Every file the monitoring role writes on a host, rendered from the inventory and settings.
 
-The compose project ``llmrack-monitoring`` (``<directory>/compose.yaml``, dumped from a model) runs:
+The compose project ``llmrack-monitoring`` (``<directory>/compose.yaml``, dumped from the stack's compose model,
+:mod:`llmrack.stack.compose_file`) runs:
 
 * on every host: node-exporter (host network, listens on :func:`exporter_listen_address`), the DCGM exporter on
   GPU tiers, the nginx exporter on gateway hosts and the postgres exporter next to pgvector;
@@ -15,9 +16,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
-
-from pydantic import BaseModel, ConfigDict, Field
 
 from llmrack.config import HostSpec, Inventory
 from llmrack.monitoring import alertmanager as am
@@ -25,6 +23,7 @@ from llmrack.monitoring import grafana
 from llmrack.monitoring.dashboards import dump_json
 from llmrack.monitoring.images import MONITORING_UID
 from llmrack.monitoring.prometheus import (
+    QDRANT_KEY_FILE,
     RULES_FILE,
     ScrapePorts,
     dump_yaml,
@@ -32,55 +31,55 @@ from llmrack.monitoring.prometheus import (
     has_gpu_exporter,
     prometheus_config,
     prometheus_flags,
+    scrapes_qdrant,
 )
 from llmrack.monitoring.rules import alert_rules
 from llmrack.monitoring.secrets import MonitoringSecrets
-from llmrack.stack.compose import backend_address
+from llmrack.stack.compose_file import (
+    ComposeFile,
+    Deploy,
+    DeviceRequest,
+    Healthcheck,
+    Ipam,
+    IpamConfig,
+    Network,
+    Reservations,
+    Resources,
+    Service,
+    Volume,
+)
+from llmrack.stack.layout import GATEWAY_STATUS_PORT, POSTGRES_PORT, StackPaths, backend_address
 
 PROJECT = "llmrack-monitoring"
 NETWORK = "monitoring"
-NGINX_STUB_STATUS = "http://{gateway}:8082/stub_status"  # the gateway's status server on the backend network
-POSTGRES_URI = "{vector}:5432/postgres?sslmode=disable"
-STACK_SECRETS = "/opt/llmrack/stack/secrets"
+NGINX_STUB_STATUS = f"http://{{gateway}}:{GATEWAY_STATUS_PORT}/stub_status"  # the gateway's, on the backend network
+POSTGRES_URI = f"{{vector}}:{POSTGRES_PORT}/postgres?sslmode=disable"
 
 
-class _M(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+# every exporter and server runs without capabilities (dcgm-exporter keeps SYS_ADMIN for the GPU's profiling
+# counters and is left as it ships) and under a pids limit and a memory limit
+PIDS_LIMIT = 512
+# the exporters hold one scrape's worth of samples; Prometheus holds the head block of the scrape targets
+# (a few hundred MiB for one rack at the default retention), Alertmanager its silences and notification log
+MEM_LIMITS = {"prometheus": "4g", "alertmanager": "512m", "grafana": "1g"}
+EXPORTER_MEM_LIMIT = "256m"
 
 
-class Service(_M):
-    image: str
-    pull_policy: str = "never"
-    restart: str = "unless-stopped"
-    user: str | None = None
-    command: list[str] | None = None
-    environment: dict[str, str] | None = None
-    ports: list[str] | None = None
-    volumes: list[str] | None = None
-    networks: list[str] | None = None
-    network_mode: str | None = None
-    pid: str | None = None
-    cap_add: list[str] | None = None
-    depends_on: list[str] | None = None
-    deploy: dict[str, Any] | None = None
-    read_only: bool | None = None
-    security_opt: list[str] | None = None
+def http_check(port: int, path: str, address: str = "127.0.0.1") -> Healthcheck:
+    """A healthcheck the images can run without an HTTP client: bash's /dev/tcp, one GET, status 200."""
+    address = "127.0.0.1" if address in ("", "0.0.0.0") else address
+    probe = (f"exec 3<>/dev/tcp/{address}/{int(port)} && "
+             f"printf 'GET {path} HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && head -n1 <&3 | grep -q ' 200 '")
+    return Healthcheck(test=["CMD", "bash", "-c", probe], interval="30s", timeout="5s", retries=3,
+                       start_period="60s")
 
 
-class Network(_M):
-    external: bool | None = None
-    name: str | None = None
-    ipam: dict[str, Any] | None = None
-
-
-class Compose(_M):
-    name: str = PROJECT
-    services: dict[str, Service]
-    networks: dict[str, Network] = Field(default_factory=dict)
-    volumes: dict[str, dict[str, Any]] = Field(default_factory=dict)
-
-    def dump(self) -> dict[str, Any]:
-        return self.model_dump(exclude_none=True)
+def locked_down(name: str, service: Service) -> Service:
+    if name == "dcgm-exporter":
+        return service
+    opts = sorted({*(service.security_opt or []), "no-new-privileges:true"})
+    return service.model_copy(update={"cap_drop": ["ALL"], "pids_limit": PIDS_LIMIT, "security_opt": opts,
+                                      "mem_limit": MEM_LIMITS.get(name, EXPORTER_MEM_LIMIT)})
 
 
 @dataclass(frozen=True)
@@ -95,7 +94,7 @@ def is_monitoring_host(host: HostSpec) -> bool:
     return host.has_role("monitoring")
 
 
-def compose_model(inventory: Inventory, host: HostSpec, *, ports: ScrapePorts | None = None) -> Compose:
+def compose_model(inventory: Inventory, host: HostSpec, *, ports: ScrapePorts | None = None) -> ComposeFile:
     ports = ports or ScrapePorts()
     mon = host.profile.monitoring
     img = mon.images
@@ -114,11 +113,13 @@ def compose_model(inventory: Inventory, host: HostSpec, *, ports: ScrapePorts | 
             pid="host",
             read_only=True,
             security_opt=hardening,
+            healthcheck=http_check(ports.node_exporter, "/metrics", listen),
             volumes=["/:/host:ro,rslave"],
             command=[
                 "--path.rootfs=/host",
                 f"--web.listen-address={listen}:{ports.node_exporter}",
                 "--collector.filesystem.mount-points-exclude=^/(dev|proc|run|sys|var/lib/docker/.+)($|/)",
+                f"--collector.textfile.directory=/host{host.profile.backup.textfile_dir}",  # llmrack_backup_*
             ],
         ),
     }
@@ -128,11 +129,7 @@ def compose_model(inventory: Inventory, host: HostSpec, *, ports: ScrapePorts | 
             network_mode="host",
             cap_add=["SYS_ADMIN"],
             environment={"DCGM_EXPORTER_LISTEN": f"{listen}:{ports.dcgm_exporter}"},
-            deploy={
-                "resources": {
-                    "reservations": {"devices": [{"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}]}
-                }
-            },
+            deploy=Deploy(resources=Resources(reservations=Reservations(devices=[DeviceRequest(count="all")]))),
         )
     if host.has_role("gateway"):
         services["nginx-exporter"] = Service(
@@ -141,13 +138,14 @@ def compose_model(inventory: Inventory, host: HostSpec, *, ports: ScrapePorts | 
             networks=nets,
             read_only=True,
             security_opt=hardening,
+            healthcheck=http_check(ports.nginx_exporter, "/metrics"),
             command=[
                 f"-nginx.scrape-uri={NGINX_STUB_STATUS.format(gateway=backend_address(host.profile.stack, 'gateway'))}",
                 f"-web.listen-address=:{ports.nginx_exporter}",
             ],
             ports=[f"{listen}:{ports.nginx_exporter}:{ports.nginx_exporter}"] if published else None,
         )
-    if host.has_role("inference") and host.profile.stack.vector_store.kind == "pgvector":
+    if host.has_role("gateway") and host.profile.stack.vector_store.kind == "pgvector":  # where Postgres runs
         pg = host.profile.stack.vector_store.pgvector
         services["postgres-exporter"] = Service(
             # root in the container only to read the stack's 0600 password file; read-only, no new privileges
@@ -156,6 +154,7 @@ def compose_model(inventory: Inventory, host: HostSpec, *, ports: ScrapePorts | 
             networks=nets,
             read_only=True,
             security_opt=hardening,
+            healthcheck=http_check(ports.postgres_exporter, "/metrics"),
             environment={
                 "DATA_SOURCE_URI": POSTGRES_URI.format(vector=backend_address(host.profile.stack, "vector")).replace(
                     "/postgres?", f"/{pg.database}?"
@@ -163,17 +162,19 @@ def compose_model(inventory: Inventory, host: HostSpec, *, ports: ScrapePorts | 
                 "DATA_SOURCE_USER": pg.user,
                 "DATA_SOURCE_PASS_FILE": "/run/secrets/postgres_password",
             },
-            volumes=[f"{STACK_SECRETS}/postgres_password:/run/secrets/postgres_password:ro"],
+            volumes=[f"{StackPaths.of(host.profile.stack).secrets_dir}/postgres_password:/run/secrets/postgres_password:ro"],
             command=[f"--web.listen-address=:{ports.postgres_exporter}"],
             ports=[f"{listen}:{ports.postgres_exporter}:{ports.postgres_exporter}"] if published else None,
         )
-    volumes: dict[str, dict[str, Any]] = {}
+    volumes: dict[str, Volume] = {}
     if is_monitoring_host(host):
         services["prometheus"] = Service(
             image=img.prometheus,
             user=uid,
             networks=nets,
+            read_only=True,  # writes only to its TSDB volume
             security_opt=hardening,
+            healthcheck=http_check(ports.prometheus, "/-/healthy"),
             command=prometheus_flags(mon, ports),
             volumes=["./prometheus:/etc/prometheus:ro", "prometheus-data:/prometheus"],
             ports=[f"{bind}:{ports.prometheus}:{ports.prometheus}"],
@@ -182,7 +183,9 @@ def compose_model(inventory: Inventory, host: HostSpec, *, ports: ScrapePorts | 
             image=img.alertmanager,
             user=uid,
             networks=[NETWORK],
+            read_only=True,  # writes only to its storage volume
             security_opt=hardening,
+            healthcheck=http_check(ports.alertmanager, "/-/healthy"),
             command=[
                 "--config.file=/etc/alertmanager/alertmanager.yml",
                 "--storage.path=/alertmanager",
@@ -192,7 +195,7 @@ def compose_model(inventory: Inventory, host: HostSpec, *, ports: ScrapePorts | 
             volumes=["./alertmanager:/etc/alertmanager:ro", "alertmanager-data:/alertmanager"],
             ports=[f"{bind}:{ports.alertmanager}:{ports.alertmanager}"],
         )
-        volumes = {"alertmanager-data": {}, "prometheus-data": {}}
+        volumes = {"alertmanager-data": Volume(), "prometheus-data": Volume()}
         if am.needs_relay(mon):
             services["alert-relay"] = Service(
                 image=img.relay,
@@ -200,6 +203,7 @@ def compose_model(inventory: Inventory, host: HostSpec, *, ports: ScrapePorts | 
                 networks=[NETWORK],
                 read_only=True,
                 security_opt=hardening,
+                healthcheck=http_check(ports.relay, "/-/healthy"),
                 command=["--config", "/run/secrets/relay.json", "--listen", f"0.0.0.0:{ports.relay}"],
                 volumes=["./secrets/relay.json:/run/secrets/relay.json:ro"],
             )
@@ -219,11 +223,12 @@ def compose_model(inventory: Inventory, host: HostSpec, *, ports: ScrapePorts | 
                 ports=[f"{bind}:{ports.grafana}:{ports.grafana}"],
                 depends_on=["prometheus"],
             )
-            volumes["grafana-data"] = {}
-    networks = {NETWORK: Network(ipam={"config": [{"subnet": mon.network_subnet}]})}
+            volumes["grafana-data"] = Volume()
+    networks = {NETWORK: Network(ipam=Ipam(config=[IpamConfig(subnet=mon.network_subnet)]))}
     if on_stack:
         networks["backend"] = Network(external=True, name=mon.stack_network)
-    return Compose(services=dict(sorted(services.items())), networks=networks, volumes=volumes)
+    services = {name: locked_down(name, svc) for name, svc in sorted(services.items())}
+    return ComposeFile(name=PROJECT, services=services, networks=networks, volumes=volumes)
 
 
 def host_files(
@@ -232,8 +237,11 @@ def host_files(
     secrets: MonitoringSecrets,
     *,
     ports: ScrapePorts | None = None,
+    qdrant_api_key: str | None = None,
 ) -> list[HostFile]:
-    """Files of ``host`` (paths relative to ``monitoring.directory``), compose file included."""
+    """Files of ``host`` (paths relative to ``monitoring.directory``), compose file included.
+
+    ``qdrant_api_key``: the key Prometheus sends to the host's Qdrant (a file in its config directory)."""
     mon = host.profile.monitoring
     files = [HostFile("compose.yaml", dump_yaml(compose_model(inventory, host, ports=ports).dump()))]
     if not is_monitoring_host(host):
@@ -244,6 +252,8 @@ def host_files(
         HostFile("alertmanager/alertmanager.yml", dump_yaml(am.alertmanager_config(mon))),
         HostFile("alertmanager/secrets/smtp_password", secrets.smtp_password, mode="0640", secret=True),
     ]
+    if scrapes_qdrant(host) and qdrant_api_key is not None:
+        files.append(HostFile(f"prometheus/{QDRANT_KEY_FILE}", qdrant_api_key, mode="0640", secret=True))
     if am.needs_relay(mon):
         files.append(
             HostFile(

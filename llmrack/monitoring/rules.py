@@ -153,6 +153,36 @@ def rule_groups(settings: MonitoringSettings, *, gpu: bool = True) -> list[RuleG
                 "logs or the TSDB will fail to write.",
             ),
         ]),
+        RuleGroup(name="llmrack-backup", rules=[
+            AlertRule(
+                alert="BackupTooOld",
+                expr="time() - llmrack_backup_last_success_timestamp_seconds"
+                " > 2 * llmrack_backup_schedule_interval_seconds and llmrack_backup_schedule_interval_seconds > 0",
+                for_=d.sustained, severity="critical",
+                summary="The last good backup of {{ $labels.host }} is {{ $value | humanizeDuration }} old",
+                description="No backup has passed `restic check` for more than two schedules: the vector store, "
+                "the configs and the secrets of this host are not safe. See `journalctl -u llmrack-backup`.",
+            ),
+            AlertRule(
+                alert="BackupFailed", expr="llmrack_backup_last_run_success == 0", severity="warning",
+                summary="The last backup run on {{ $labels.host }} failed",
+                description="llmrack-backup.service failed (dump, repository unreachable, or `restic check`); "
+                "see `journalctl -u llmrack-backup` and run `llmrack backup` once it is fixed.",
+            ),
+        ]),
+        RuleGroup(name="llmrack-gateway", rules=[
+            AlertRule(
+                alert="GatewayRejectedKeysBurst",
+                expr=f"time() - llmrack_gateway_last_ban_timestamp_seconds < {t.gateway_ban_alert_s}"
+                " and llmrack_gateway_last_ban_timestamp_seconds > 0",
+                severity="warning",
+                summary="The gateway of {{ $labels.host }} banned an address for requests without a valid key",
+                description="fail2ban's llmrack-gateway jail saw a burst of requests without a valid API key (401, "
+                "or 429 of the unauthenticated limit) from one address and banned it from the host's published "
+                "ports (seed 001: 异常调用). `fail2ban-client status llmrack-gateway` lists the banned addresses; "
+                "a client with a revoked or mistyped key shows up here too.",
+            ),
+        ]),
     ]
     if gpu:
         gpu_by = "host, gpu, UUID, modelName"
@@ -166,6 +196,24 @@ def rule_groups(settings: MonitoringSettings, *, gpu: bool = True) -> list[RuleG
                 description=f"GPU utilisation below {t.gpu_util_low_percent:g}% for {d.sustained} while vLLM has "
                 "running requests (seed 001 §4.1.3: 持续 < 20%): the GPU waits on the CPU, the network or a "
                 "misplaced model.",
+            ),
+            AlertRule(
+                alert="GpuBusySustained",
+                expr=f"avg by ({gpu_by}) (avg_over_time(DCGM_FI_DEV_GPU_UTIL[{w}])) > {t.gpu_util_high_percent:g}",
+                for_=d.sustained, severity="warning",
+                summary="GPU {{ $labels.gpu }} on {{ $labels.host }} is {{ $value }}% busy",
+                description=f"GPU utilisation above {t.gpu_util_high_percent:g}% for {d.sustained} (seed 001 "
+                "§4.2.3.1: > 85%): the service runs at its capacity; queueing and latency follow. Add GPUs or a "
+                "replica, or lower max-num-seqs.",
+            ),
+            AlertRule(
+                alert="GpuEccSingleBitErrors",
+                expr=f"increase(DCGM_FI_DEV_ECC_SBE_VOL_TOTAL[{w}]) > 0", severity="warning",
+                summary="GPU {{ $labels.gpu }} on {{ $labels.host }}: {{ $value }} corrected ECC errors in "
+                f"{w}",
+                description="Single-bit (corrected) ECC errors are being counted (seed 001 §4.2.3.1: 任何 ECC 错误): "
+                "memory cells are wearing out; a rising rate comes before double-bit errors and retired pages. "
+                "Plan to replace the GPU.",
             ),
             AlertRule(
                 alert="GpuEccError", expr="DCGM_FI_DEV_ECC_DBE_VOL_TOTAL > 0", severity="critical",

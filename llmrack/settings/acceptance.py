@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from llmrack.settings._model import Settings
+from llmrack.settings.types import check_inventory_host_name
 
 
 class AcceptanceSettings(Settings):
@@ -44,7 +45,30 @@ class AcceptanceSettings(Settings):
     memory_tolerance: float = Field(
         0.05, ge=0, lt=0.5, description="Share of installed RAM the kernel may keep (MemTotal is below the DIMMs)."
     )
+    probe_host: str = Field(
+        "", description="Inventory host that `verify` scans the other hosts' ports from (a neighbour on their "
+        "network); empty: the admin machine.",
+    )
     exposed_ports_allowed: list[int] = Field(
         [], description="Ports besides SSH, the gateway and the exporters that may be reachable from outside."
     )
+    seed_7b_tokens_per_s_min: float = Field(50, gt=0, description="A 7B model on one GPU, single stream (seed 000).")
+    # --- checklist lines measured with distro tools (short runs by default; verify --full: the seed's durations)
+    cpu_stress_s: int = Field(300, ge=1, le=86400, description="stress-ng on every CPU, s (--full: 4 h, seed 000).")
+    memtest_mib: int = Field(1024, ge=1, description="memtester size, MiB (--full: 90 % of MemAvailable).")
+    memtest_loops: int = Field(1, ge=1, le=100, description="memtester passes.")
+    badblocks_scan: bool = Field(False, description="Read-only badblocks over every disk (hours; on with --full).")
+    fio_runtime_s: int = Field(20, ge=1, le=3600, description="fio 4k random read, s (--full: 60 s, seed 000).")
+    fio_size_mib: int = Field(256, ge=1, description="fio file size, MiB (--full: 1 GiB, seed 000).")
+    fio_randread_iops_min: float = Field(0, ge=0, description="4k random read IOPS at least (0: record only).")
+    iperf3_s: int = Field(10, ge=1, le=600, description="iperf3 run between two hosts, s (--full: 30 s).")
+    network_gbps_min: float = Field(1.0, gt=0, description="iperf3 throughput between hosts, Gbit/s, at least.")
+    power_load_ratio_min: float = Field(
+        0.6, gt=0, le=1, description="Burn-in peak power / rated board power at least (below: not fully loaded)."
+    )
     time_offset_ms_max: float = Field(100, gt=0, description="Largest clock offset chrony may report.")
+
+    @field_validator("probe_host")
+    @classmethod
+    def _probe_host(cls, value: str) -> str:
+        return check_inventory_host_name(value) if value else value

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from llmrack.settings._model import Settings
+from llmrack.settings.types import Address, ConfigWord, TimeZone
 
 
 class AptSettings(Settings):
@@ -14,11 +15,16 @@ class AptSettings(Settings):
         "empty keeps the distribution's upstream.",
     )
     manage_sources: bool = Field(True, description="Write the distribution's apt sources (deb822).")
+    offline: bool = Field(
+        False, description="Air-gapped site: apt uses only the offline bundle's local repository (apt/<codename>, "
+        "uploaded to stack.bundle.remote_dir) and no other source; the deploy stops before any change when a "
+        "package the tier needs is neither installed nor in the bundle.",
+    )
 
 
 class TimeSettings(Settings):
-    timezone: str = Field("Asia/Shanghai", description="IANA time zone of the host.")
-    ntp_servers: list[str] = Field(
+    timezone: TimeZone = Field("Asia/Shanghai", description="IANA time zone of the host.")
+    ntp_servers: list[Address] = Field(
         ["ntp.aliyun.com", "ntp.tencent.com", "cn.pool.ntp.org"], description="chrony sources."
     )
     control_clock: bool = Field(
@@ -29,9 +35,10 @@ class TimeSettings(Settings):
 class BaseSettings(Settings):
     apt: AptSettings = AptSettings()
     time: TimeSettings = TimeSettings()
-    packages: list[str] = Field(
-        ["ca-certificates", "curl", "gnupg", "jq", "htop", "pciutils", "smartmontools", "rsync", "chrony"],
-        description="Essential packages installed on every host.",
+    packages: list[ConfigWord] = Field(
+        ["ca-certificates", "curl", "gnupg", "jq", "htop", "pciutils", "smartmontools", "chrony",
+         "stress-ng", "memtester", "fio", "iperf3"],
+        description="Essential packages installed on every host (the last four: tools of the acceptance checklist).",
     )
     sysctl: dict[str, str] = Field(
         {
@@ -46,4 +53,4 @@ class BaseSettings(Settings):
     )
     apply_sysctl: bool = Field(True, description="Apply sysctl at once (off where the kernel is shared).")
     nofile_limit: int = Field(1048576, ge=1024, description="Open-file limit for all users and systemd units.")
-    journald_max_use: str = Field("2G", description="journald SystemMaxUse cap.")
+    journald_max_use: ConfigWord = Field("2G", description="journald SystemMaxUse cap.")

@@ -11,6 +11,7 @@ import re
 from pydantic import Field, field_validator
 
 from llmrack.settings._model import Settings
+from llmrack.settings.types import AbsolutePath, Address
 
 _DURATION = re.compile(r"^([0-9]+(ms|s|m|h|d|w|y))+$")
 
@@ -34,8 +35,13 @@ class AlertThresholds(Settings):
         1, ge=0, description="Baseline tokens/s below which a throughput drop is not judged (no traffic)."
     )
     gpu_util_low_percent: float = Field(20, gt=0, le=100, description="Sustained GPU util below this while busy.")
+    gpu_util_high_percent: float = Field(
+        85, gt=0, le=100, description="Sustained GPU util above this alerts (seed 001 §4.2.3.1: > 85 %, add capacity)."
+    )
     gpu_temp_celsius: float = Field(85, gt=0, description="GPU temperature above this alerts.")
     disk_used_ratio: float = Field(0.85, gt=0, le=1, description="Filesystem use above this alerts.")
+    gateway_ban_alert_s: int = Field(900, ge=60, description="How long after the gateway jail banned an address "
+                                     "GatewayRejectedKeysBurst stays firing.")
     http_5xx_ratio: float = Field(0.05, gt=0, le=1, description="Share of 5xx answers of the OpenAI API.")
     requests_waiting: int = Field(20, ge=1, description="vLLM requests waiting in the queue above this.")
 
@@ -107,8 +113,9 @@ class MonitoringSettings(Settings):
     scrape_interval: str = Field("15s")
     scrape_timeout: str = Field("10s")
     evaluation_interval: str = Field("15s")
-    directory: str = Field("/opt/llmrack/monitoring", description="Configs, compose file and data on the host.")
-    bind_address: str = Field(
+    directory: AbsolutePath = Field("/opt/llmrack/monitoring",
+                                    description="Configs, compose file and data on the host.")
+    bind_address: Address = Field(
         "127.0.0.1", description="Address the Prometheus/Alertmanager/Grafana ports are published on (never 0.0.0.0 "
         "by default: reach them through an SSH tunnel or set an internal address)."
     )

@@ -40,8 +40,9 @@ class NvidiaSettings(Settings):
     secure_boot: Literal["stop", "signed"] = Field(
         "stop", description="With Secure Boot on: stop with a message, or use signed prebuilt module packages."
     )
-    reboot: bool = Field(
-        True, description="Reboot when the nvidia kernel module changed; off: the deploy stops and asks for one."
+    reboot: Literal["auto", "never"] = Field(
+        "auto", description="When the nvidia kernel module changed: auto reboots the host, waits for it and goes on "
+        "in the same run; never stops the host with a line saying to reboot and run the deploy again.",
     )
     hold_packages: bool = Field(True, description="apt-mark hold the driver and kernel packages.")
     cuda: CudaSettings = CudaSettings()

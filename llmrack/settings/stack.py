@@ -15,6 +15,8 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from llmrack.settings._model import Settings
+from llmrack.settings.containers import ContainerLimits
+from llmrack.settings.types import AbsolutePath, Address, ComposeProject, OptionalAddress
 
 # served names and client names end up in nginx configuration and compose service names: keep them plain
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
@@ -42,6 +44,14 @@ class ModelSettings(Settings):
     gpus: list[int] = Field([], description="GPU indices this model uses; empty: all GPUs of the host.")
     max_num_seqs: int = Field(64, ge=1)
     extra_args: list[str] = Field([], description="Extra vLLM server arguments, appended after the planner's.")
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        # the name becomes a directory under models_dir (and the bundle's models/): never '.', '..' or hidden
+        if model_slug(value) in ("", ".", "..") or model_slug(value).startswith(".") or not value.isprintable():
+            raise ValueError(f"{value!r} cannot name a model directory: use letters, digits, '/', '.', '_', '-'")
+        return value
 
     @field_validator("served_name")
     @classmethod
@@ -122,11 +132,13 @@ class EmbeddingsSettings(Settings):
 
 class TlsSettings(Settings):
     mode: Literal["self-signed", "provided"] = Field(
-        "self-signed", description="Generate a self-signed certificate on the host once, or upload yours."
+        "self-signed", description="Issue the gateway a certificate from the project's own CA once, or upload yours."
     )
     cert_file: str = Field("", description="PEM certificate (chain) on the admin machine (mode provided).")
     key_file: str = Field("", description="PEM private key on the admin machine (mode provided).")
-    common_name: str = Field("", description="CN / subjectAltName of the self-signed certificate; default: address.")
+    ca_file: str = Field("", description="PEM CA on the admin machine that verify, smoke and bench check the gateway "
+                         "against (mode provided); default: the system's trust store.")
+    common_name: str = Field("", description="CN / subjectAltName of the issued certificate; default: address.")
     days: int = Field(3650, ge=1, description="Validity of the self-signed certificate.")
 
     @model_validator(mode="after")
@@ -140,7 +152,7 @@ class GatewaySettings(Settings):
     image: str = Field("nginx:1.26.3", description="Nginx image, pinned by version.")
     https_port: int = Field(443, ge=1, le=65535)
     http_port: int = Field(80, ge=0, le=65535, description="0 disables the plain HTTP redirect listener.")
-    bind_address: str = Field("0.0.0.0", description="Host address the published ports bind to.")
+    bind_address: Address = Field("0.0.0.0", description="Host address the published ports bind to.")
     rate_limit_per_key: str = Field("20r/s", description="nginx limit_req rate per API key.")
     rate_limit_per_ip: str = Field("50r/s", description="nginx limit_req rate per client address.")
     burst_per_key: int = Field(40, ge=0, description="Requests a key may send above its rate at once.")
@@ -152,6 +164,9 @@ class GatewaySettings(Settings):
     max_body_size: str = Field("16m", description="nginx client_max_body_size.")
     max_fails: int = Field(3, ge=0, description="Upstream max_fails before a backend is taken out.")
     fail_timeout_s: int = Field(30, ge=1, description="Upstream fail_timeout.")
+    virtual_address: OptionalAddress = Field(
+        "", description="The one address clients use when several hosts have the gateway role (kept up by "
+                        "keepalived or the network, not by llmrack); required then, the same on each.")
     tls: TlsSettings = TlsSettings()
 
     @field_validator("rate_limit_per_key", "rate_limit_per_ip")
@@ -171,6 +186,12 @@ class GatewaySettings(Settings):
             raise ValueError("client names must be unique")
         return value
 
+    @model_validator(mode="after")
+    def _ports_differ(self) -> GatewaySettings:
+        if self.http_port and self.http_port == self.https_port:
+            raise ValueError(f"stack.gateway.http_port: {self.http_port} is also the https_port")
+        return self
+
     @field_validator("max_body_size")
     @classmethod
     def _body(cls, value: str) -> str:
@@ -184,7 +205,7 @@ class BundleSettings(Settings):
         ".llmrack/bundle",
         description="Offline bundle directory on the admin machine (relative paths: from the project).",
     )
-    remote_dir: str = Field("/opt/llmrack/bundle", description="Where the bundle is uploaded on the host.")
+    remote_dir: AbsolutePath = Field("/opt/llmrack/bundle", description="Where the bundle is uploaded on the host.")
 
 
 class StackSettings(Settings):
@@ -200,10 +221,11 @@ class StackSettings(Settings):
     registry_mirror: str = Field(
         "", description="Registry prefix for image names, e.g. docker.m.daocloud.io (image_source registry)."
     )
-    directory: str = Field("/opt/llmrack/stack", description="Compose project directory on the host.")
-    models_dir: str = Field("/opt/llmrack/models", description="Model weights on the host, mounted at /models.")
-    data_dir: str = Field("/opt/llmrack/data", description="Vector store data on the host.")
-    project_name: str = Field("llmrack", description="docker compose project name.")
+    directory: AbsolutePath = Field("/opt/llmrack/stack", description="Compose project directory on the host.")
+    models_dir: AbsolutePath = Field("/opt/llmrack/models",
+                                     description="Model weights on the host, mounted at /models.")
+    data_dir: AbsolutePath = Field("/opt/llmrack/data", description="Vector store data on the host.")
+    project_name: ComposeProject = Field("llmrack", description="docker compose project name.")
     backend_subnet: str = Field(
         "172.31.250.0/24",
         description="Subnet of the internal backend network; services get fixed addresses in it so the "
@@ -215,6 +237,7 @@ class StackSettings(Settings):
         "engine may not raise them (nested engines in the sandbox).",
     )
     start_timeout_s: int = Field(1800, ge=60, description="How long `up --wait` may take (weights loading).")
+    limits: ContainerLimits = Field(ContainerLimits(), description="pids and memory limits per service.")
 
     @field_validator("backend_subnet")
     @classmethod

@@ -13,10 +13,12 @@ from pathlib import Path
 
 from llmrack.config import HostSpec
 from llmrack.errors import LlmrackError
+from llmrack.manifest import read_manifest
 from llmrack.settings.stack import ModelSettings, StackSettings
 from llmrack.stack import compose as c
 from llmrack.stack import nginx as n
 from llmrack.stack import secrets as sec
+from llmrack.stack import served
 
 
 @dataclass(frozen=True)
@@ -55,14 +57,12 @@ def model_config_path(m: ModelSettings, stack: StackSettings, project_dir: Path)
 def model_content_id(m: ModelSettings, stack: StackSettings, project_dir: Path) -> str:
     """Changes when the weights the host should serve change (bundle sums, local file sizes/times, revision)."""
     if m.source == "bundle":
-        from llmrack.bundle import read_manifest
-
         manifest = read_manifest(resolve_path(project_dir, stack.bundle.path))
         prefix = f"models/{m.dir_name}/"
         found = [(rel, e["sha256"]) for rel, e in manifest["files"].items() if rel.startswith(prefix)]
         if not found:
             raise LlmrackError(f"the offline bundle has no model {m.dir_name!r}", field="stack.models")
-        return c.content_id_of_files(found)
+        return served.content_id_of_files(found)
     if m.source == "local":
         root = resolve_path(project_dir, m.path)
         if not root.is_dir():
@@ -84,7 +84,7 @@ def host_stack(
     inference, gateway = spec.has_role("inference"), spec.has_role("gateway")
     gpu = spec.profile.hardware.gpu
     if plans is None and inference:
-        plans = c.plan_models(
+        plans = served.plan_models(
             stack, gpu_count=gpu.count, gpu_mem_gib=gpu.memory_gib, gpu_name=gpu.model,
             config_paths={m.name: p for m in stack.models if (p := model_config_path(m, stack, project_dir))},
             content_ids={m.name: model_content_id(m, stack, project_dir) for m in stack.models},
@@ -97,7 +97,8 @@ def host_stack(
         backends = [(h.address, h.profile.stack, h.name == spec.name) for h in inventory if h.has_role("inference")]
         lens = {p.model.public_name: p.max_model_len for p in plans if p.max_model_len}
         routes = n.model_routes(stack, backends, lens)
-        context = n.gateway_context(stack, routes, server_name=stack.gateway.tls.common_name or "_")
+        context = n.gateway_context(stack, routes, server_name=stack.gateway.tls.common_name or "_",
+                                    address=spec.address)
     secrets = sec.stack_secrets(project_dir, spec.name, stack.gateway.api_clients)
     bundle = resolve_path(project_dir, stack.bundle.path) if stack.image_source == "bundle" or any(
         m.source == "bundle" for m in stack.models) else None

@@ -18,19 +18,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
-import jinja2
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from llmrack.errors import LlmrackError
+from llmrack.ops import render
 from llmrack.settings.stack import StackSettings
 from llmrack.stack import compose as c
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 GATEWAY_TEMPLATE_DIR = "gateway/opt/llmrack/stack/gateway"
+MOZILLA_INTERMEDIATE_CIPHERS = ":".join([
+    "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
+])
 
 
 class _Model(BaseModel):
@@ -56,6 +57,7 @@ class GatewayContext(_Model):
     https_listen: str = str(c.GATEWAY_HTTPS_PORT)
     http_listen: str = str(c.GATEWAY_HTTP_PORT)
     health_listen: str = f"127.0.0.1:{c.GATEWAY_HEALTH_PORT}"
+    status_listen: str = str(c.GATEWAY_STATUS_PORT)
     conf_dir: str = c.GATEWAY_CONF_DIR
     tls_dir: str = c.GATEWAY_TLS_DIR
     rate_per_key: str
@@ -72,6 +74,11 @@ class GatewayContext(_Model):
     pid_path: str = "/run/nginx.pid"
     access_log: str = "/dev/stdout"
     error_log: str = "stderr"
+    redirect_host: str = Field("", description="Name or address the port-80 redirect sends clients to.")
+    unauthenticated_rate: str = "2r/s"
+    unauthenticated_burst: int = 10
+    hsts_max_age: int = 31536000
+    ssl_ciphers: str = MOZILLA_INTERMEDIATE_CIPHERS
 
 
 def model_routes(
@@ -111,8 +118,14 @@ def model_routes(
     return routes
 
 
+def redirect_target(server_name: str, address: str = "") -> str:
+    """Host part of the HTTP -> HTTPS redirect: the certificate's name, else the host's address."""
+    host = server_name if server_name not in ("", "_") else address
+    return f"[{host}]" if ":" in host else host
+
+
 def gateway_context(stack: StackSettings, routes: Sequence[ModelRoute], *, server_name: str = "_",
-                    **overrides: Any) -> GatewayContext:
+                    address: str = "", **overrides: Any) -> GatewayContext:
     g = stack.gateway
     all_servers: list[str] = []
     for r in routes:
@@ -136,22 +149,10 @@ def gateway_context(stack: StackSettings, routes: Sequence[ModelRoute], *, serve
         burst_per_ip=g.burst_per_ip, read_timeout_s=g.read_timeout_s, max_body_size=g.max_body_size,
         max_fails=g.max_fails, fail_timeout_s=g.fail_timeout_s, backend_subnet=stack.backend_subnet,
         backend_address=c.backend_address(stack, "gateway"),
+        redirect_host=redirect_target(server_name, address),
     )
     values.update(overrides)
     return GatewayContext(**values)
-
-
-@lru_cache(maxsize=1)
-def _env() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
-        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=False,
-    )
-
-
-def render(template: str, **context: Any) -> str:
-    """Render ``templates/<template>``."""
-    return _env().get_template(template).render(**context)
 
 
 def render_nginx_conf(ctx: GatewayContext) -> str:

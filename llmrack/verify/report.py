@@ -7,18 +7,22 @@ from __future__ import annotations
 
 import html
 import json
-import math
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from llmrack.checkresult import CATEGORIES
+from llmrack.verify.charts import svg_grouped_bars, svg_histogram, svg_line_chart
 from llmrack.verify.checks import burnin_temperatures
+
+if TYPE_CHECKING:  # the suite writes its result through this module
+    from llmrack.verify.suite import VerifyResult
 
 SCHEMA_PATH = Path(__file__).with_name("report.schema.json")
 
 
-def write_reports(result: Any, report_dir: Path) -> list[Path]:
+def write_reports(result: VerifyResult, report_dir: Path) -> list[Path]:
     """Write the four reports of a ``VerifyResult`` into ``report_dir``; returns their paths."""
     report_dir.mkdir(parents=True, exist_ok=True)
     doc = result.to_dict()
@@ -44,15 +48,17 @@ def load_schema() -> dict[str, Any]:
 
 
 def junit_xml(doc: dict[str, Any]) -> str:
-    """One testsuite per host, one testcase per host x check (failure / error / skipped with the message)."""
-    suites = ET.Element("testsuites", name="llmrack verify", tests=str(doc["summary"]["checks"]),
-                        failures=str(doc["summary"]["fail"]), errors=str(doc["summary"]["error"]),
-                        skipped=str(doc["summary"]["skip"]), time=f"{doc['duration_s']:.3f}")
+    """One testsuite per host, one testcase per host x check: fail -> failure, error -> error, not_applicable
+    and manual -> skipped (its message says which, and for manual how a person checks it)."""
+    sm = doc["summary"]
+    suites = ET.Element("testsuites", name="llmrack verify", tests=str(sm["checks"]), failures=str(sm["fail"]),
+                        errors=str(sm["error"]), skipped=str(sm["not_applicable"] + sm["manual"]),
+                        time=f"{doc['duration_s']:.3f}")
     for h in doc["hosts"]:
         s = h["summary"]
         suite = ET.SubElement(suites, "testsuite", name=h["name"], tests=str(len(h["checks"]) or 1),
                               failures=str(s["fail"]), errors=str(s["error"] + (0 if h["reachable"] else 1)),
-                              skipped=str(s["skip"]), time=f"{h['duration_s']:.3f}")
+                              skipped=str(s["not_applicable"] + s["manual"]), time=f"{h['duration_s']:.3f}")
         props = ET.SubElement(suite, "properties")
         for k in ("tier", "address", "connection"):
             ET.SubElement(props, "property", name=k, value=str(h[k]))
@@ -69,8 +75,10 @@ def junit_xml(doc: dict[str, Any]) -> str:
                 ET.SubElement(case, "failure", message=c["message"], type="check failed").text = detail
             elif c["status"] == "error":
                 ET.SubElement(case, "error", message=c["message"], type="check error").text = detail
-            elif c["status"] == "skip":
-                ET.SubElement(case, "skipped", message=f"{c['skip_reason']}: {c['message']}")
+            elif c["status"] == "not_applicable":
+                ET.SubElement(case, "skipped", message=f"not applicable: {c['message']}")
+            elif c["status"] == "manual":
+                ET.SubElement(case, "skipped", message=f"manual: {c['message']}; how: {c['how']}")
             ET.SubElement(case, "system-out").text = detail
     ET.indent(suites)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
@@ -78,7 +86,16 @@ def junit_xml(doc: dict[str, Any]) -> str:
 
 # -------------------------------------------------------------------------------------------------- markdown
 
-ICON = {"pass": "PASS", "fail": "FAIL", "skip": "SKIP", "error": "ERROR"}
+ICON = {"pass": "PASS", "fail": "FAIL", "not_applicable": "N/A", "manual": "MANUAL", "error": "ERROR"}
+
+
+def _message(c: dict[str, Any]) -> str:
+    return c["message"] + (f" — how: {c['how']}" if c.get("how") else "")
+
+
+def _counts(s: dict[str, Any]) -> str:
+    return (f"{s['pass']} passed, {s['fail']} failed, {s['error']} errors, {s['not_applicable']} not applicable, "
+            f"{s['manual']} manual")
 
 
 def _fmt(value: Any, n: int = 80) -> str:
@@ -99,8 +116,7 @@ def markdown(doc: dict[str, Any]) -> str:
         "",
         f"Inventory `{doc['inventory']}` — llmrack {doc['tool']['version']} — {doc['generated_at']}",
         "",
-        f"**Verdict: {s['verdict'].upper()}** — {s['pass']} passed, {s['fail']} failed, {s['error']} errors, "
-        f"{s['skip']} skipped; {s['hosts_passed']}/{s['hosts']} host(s) passed"
+        f"**Verdict: {s['verdict'].upper()}** — {_counts(s)}; {s['hosts_passed']}/{s['hosts']} host(s) passed"
         + (f", {s['hosts_unreachable']} unreachable" if s["hosts_unreachable"] else ""),
         "",
     ]
@@ -109,17 +125,21 @@ def markdown(doc: dict[str, Any]) -> str:
         if not h["reachable"]:
             lines += [f"Could not run: {h['error']}", ""]
             continue
-        for cat in ("software", "hardware", "security", "performance"):
+        for cat in CATEGORIES:
             rows = [c for c in h["checks"] if c["category"] == cat]
             if not rows:
                 continue
             lines += [f"### {cat}", "", "| status | check | checklist line | value | threshold | message |",
                       "|---|---|---|---|---|---|"]
             for c in rows:
-                st = ICON[c["status"]] + (f" ({c['skip_reason']})" if c["skip_reason"] else "")
                 lines.append("| " + " | ".join(_md_cell(x) for x in (
-                    st, f"`{c['id']}` {c['title']}", f"{c['checklist']['zh']}", _fmt(c["value"], 60),
-                    _fmt(c["threshold"], 40), c["message"])) + " |")
+                    ICON[c["status"]], f"`{c['id']}` {c['title']}", f"{c['checklist']['zh']}", _fmt(c["value"], 60),
+                    _fmt(c["threshold"], 40), _message(c))) + " |")
+            lines.append("")
+        open_lines = [c for c in h["checks"] if c["status"] == "manual"]
+        if open_lines:
+            lines += ["### open sign-offs (manual)", ""]
+            lines += [f"- `{c['id']}` {c['checklist']['zh']}: {c['message']}. How: {c['how']}" for c in open_lines]
             lines.append("")
         if h.get("bench"):
             lines += ["### benchmark", "", "| concurrency | ok/requests | tokens/s | TTFT p50/p95/p99 ms | "
@@ -135,167 +155,6 @@ def _pcts(stats: dict[str, Any]) -> str:
     return " / ".join("-" if stats.get(k) is None else f"{stats[k]:.0f}" for k in ("p50", "p95", "p99"))
 
 
-# -------------------------------------------------------------------------------------------------- SVG plots
-
-PALETTE = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777")
-W, H, ML, MR, MT, MB = 560, 300, 64, 16, 28, 46
-
-
-def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
-    if hi <= lo:
-        hi = lo + 1
-    raw = (hi - lo) / n
-    mag = 10 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
-    start = math.floor(lo / step) * step
-    out, v = [start], start
-    while v < hi - step * 1e-9:
-        v += step
-        out.append(round(v, 10))
-    return out
-
-
-def _num_label(v: float) -> str:
-    return f"{v:.0f}" if abs(v) >= 10 or v == int(v) else f"{v:.2g}"
-
-
-def _frame(title: str, xlabel: str, ylabel: str, xt: list[tuple[float, str]], yt: list[float],
-           sx: Any, sy: Any) -> list[str]:
-    e = html.escape
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" '
-             f'role="img" aria-label="{e(title)}" class="plot">',
-             f'<rect x="0" y="0" width="{W}" height="{H}" fill="#fff"/>',
-             f'<text x="{W / 2}" y="18" text-anchor="middle" font-size="14" font-weight="600">{e(title)}</text>']
-    for v in yt:
-        y = sy(v)
-        parts.append(f'<line x1="{ML}" x2="{W - MR}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e5e7eb"/>')
-        parts.append(f'<text x="{ML - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11">{_num_label(v)}</text>')
-    for v, label in xt:
-        x = sx(v)
-        parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{H - MB}" y2="{H - MB + 4}" stroke="#374151"/>')
-        parts.append(f'<text x="{x:.1f}" y="{H - MB + 17}" text-anchor="middle" font-size="11">{e(label)}</text>')
-    parts += [f'<line x1="{ML}" x2="{W - MR}" y1="{H - MB}" y2="{H - MB}" stroke="#374151"/>',
-              f'<line x1="{ML}" x2="{ML}" y1="{MT}" y2="{H - MB}" stroke="#374151"/>',
-              f'<text x="{(ML + W - MR) / 2}" y="{H - 8}" text-anchor="middle" font-size="12">{e(xlabel)}</text>',
-              f'<text x="14" y="{(MT + H - MB) / 2}" text-anchor="middle" font-size="12" '
-              f'transform="rotate(-90 14 {(MT + H - MB) / 2})">{e(ylabel)}</text>']
-    return parts
-
-
-def _legend(names: list[str]) -> list[str]:
-    out = []
-    for i, name in enumerate(names):
-        x = ML + 8 + i * 120
-        out.append(f'<rect x="{x}" y="{MT + 4}" width="10" height="10" fill="{PALETTE[i % len(PALETTE)]}"/>')
-        out.append(f'<text x="{x + 14}" y="{MT + 13}" font-size="11">{html.escape(name)}</text>')
-    return out
-
-
-def svg_line_chart(title: str, series: dict[str, list[tuple[float, float]]], xlabel: str, ylabel: str,
-                   hline: tuple[float, str] | None = None, log_x: bool = False) -> str:
-    pts = [p for s in series.values() for p in s]
-    if not pts:
-        return ""
-    fx = (lambda v: math.log2(v)) if log_x else (lambda v: v)
-    xs, ys = [fx(p[0]) for p in pts], [p[1] for p in pts] + ([hline[0]] if hline else [])
-    x0, x1 = min(xs), max(xs)
-    if x1 == x0:
-        x0, x1 = x0 - 1, x1 + 1
-    yt = _ticks(0, max(ys) * 1.08 if max(ys) > 0 else 1)
-    y1 = yt[-1]
-
-    def sx(v: float) -> float:
-        return ML + (v - x0) / (x1 - x0) * (W - ML - MR)
-
-    def sy(v: float) -> float:
-        return H - MB - v / y1 * (H - MT - MB)
-
-    if log_x:
-        xt = sorted({p[0] for p in pts})
-        xticks = [(fx(v), _num_label(v)) for v in xt]
-    else:
-        xticks = [(v, _num_label(v)) for v in _ticks(x0, x1) if x0 <= v <= x1]
-    parts = _frame(title, xlabel, ylabel, xticks, yt, sx, sy)
-    if hline:
-        y = sy(hline[0])
-        parts.append(f'<line x1="{ML}" x2="{W - MR}" y1="{y:.1f}" y2="{y:.1f}" stroke="#dc2626" '
-                     f'stroke-dasharray="6 4"/>')
-        parts.append(f'<text x="{W - MR - 4}" y="{y - 4:.1f}" text-anchor="end" font-size="11" fill="#dc2626">'
-                     f'{html.escape(hline[1])}</text>')
-    for i, (_name, s) in enumerate(series.items()):
-        colour = PALETTE[i % len(PALETTE)]
-        coords = " ".join(f"{sx(fx(x)):.1f},{sy(y):.1f}" for x, y in s)
-        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{coords}"/>')
-        if len(s) <= 40:
-            parts += [f'<circle cx="{sx(fx(x)):.1f}" cy="{sy(y):.1f}" r="3" fill="{colour}"/>' for x, y in s]
-    parts += _legend(list(series))
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def svg_histogram(title: str, values: list[float], xlabel: str, bins: int = 20,
-                  marks: dict[str, float] | None = None) -> str:
-    if not values:
-        return ""
-    lo, hi = min(values), max(values)
-    if hi == lo:
-        hi = lo + 1
-    width = (hi - lo) / bins
-    counts = [0] * bins
-    for v in values:
-        counts[min(bins - 1, int((v - lo) / width))] += 1
-    yt = _ticks(0, max(counts) * 1.1)
-
-    def sx(v: float) -> float:
-        return ML + (v - lo) / (hi - lo) * (W - ML - MR)
-
-    def sy(v: float) -> float:
-        return H - MB - v / yt[-1] * (H - MT - MB)
-
-    parts = _frame(title, xlabel, "requests", [(v, _num_label(v)) for v in _ticks(lo, hi) if lo <= v <= hi],
-                   yt, sx, sy)
-    for i, c in enumerate(counts):
-        x, x2 = sx(lo + i * width), sx(lo + (i + 1) * width)
-        parts.append(f'<rect x="{x + 0.5:.1f}" y="{sy(c):.1f}" width="{max(0.5, x2 - x - 1):.1f}" '
-                     f'height="{H - MB - sy(c):.1f}" fill="{PALETTE[0]}" fill-opacity="0.75"/>')
-    for j, (name, v) in enumerate((marks or {}).items()):
-        x = sx(v)
-        right = x > W - MR - 90
-        parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{MT}" y2="{H - MB}" stroke="{PALETTE[1 + j]}" '
-                     f'stroke-dasharray="4 3"/>')
-        parts.append(f'<text x="{x + (-3 if right else 3):.1f}" y="{MT + 12 + 12 * j}" font-size="11" '
-                     f'text-anchor="{"end" if right else "start"}" fill="{PALETTE[1 + j]}">'
-                     f'{html.escape(name)} {v:.0f} ms</text>')
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def svg_grouped_bars(title: str, groups: list[str], series: dict[str, list[float | None]], ylabel: str,
-                     xlabel: str) -> str:
-    vals = [v for s in series.values() for v in s if v is not None]
-    if not vals or not groups:
-        return ""
-    yt = _ticks(0, max(vals) * 1.1 if max(vals) > 0 else 1)
-    gw = (W - ML - MR) / len(groups)
-    bw = gw * 0.8 / max(1, len(series))
-
-    def sy(v: float) -> float:
-        return H - MB - v / yt[-1] * (H - MT - MB)
-
-    parts = _frame(title, xlabel, ylabel, [(i, g) for i, g in enumerate(groups)], yt,
-                   lambda i: ML + (i + 0.5) * gw, sy)
-    for j, (_name, s) in enumerate(series.items()):
-        for i, v in enumerate(s):
-            if v is None:
-                continue
-            x = ML + i * gw + gw * 0.1 + j * bw
-            parts.append(f'<rect x="{x:.1f}" y="{sy(v):.1f}" width="{bw - 1:.1f}" height="{H - MB - sy(v):.1f}" '
-                         f'fill="{PALETTE[j % len(PALETTE)]}"/>')
-    parts += _legend(list(series))
-    parts.append("</svg>")
-    return "".join(parts)
-
-
 # -------------------------------------------------------------------------------------------------- HTML
 
 CSS = """
@@ -308,7 +167,8 @@ h2{font-size:18px;margin:4px 0 10px}h3{font-size:15px;margin:14px 0 8px}
 table{border-collapse:collapse;width:100%;font-size:13px}th,td{border-bottom:1px solid #e5e7eb;padding:5px 6px;
  text-align:left;vertical-align:top}th{background:#f3f4f6}td.msg{max-width:420px}
 .badge{display:inline-block;border-radius:4px;padding:1px 7px;font-weight:600;font-size:12px;color:#fff}
-.pass{background:#16a34a}.fail,.error,.unreachable{background:#dc2626}.skip{background:#ca8a04}
+.pass{background:#16a34a}.fail,.error,.unreachable{background:#dc2626}.not_applicable{background:#6b7280}
+.manual{background:#ca8a04}
 .cards{display:flex;gap:12px;flex-wrap:wrap}.card{border:1px solid #e5e7eb;border-radius:8px;padding:10px 14px;
  min-width:110px}.card b{display:block;font-size:22px}.plots{display:flex;flex-wrap:wrap;gap:12px}
 .plot{border:1px solid #e5e7eb;border-radius:6px;max-width:100%;height:auto}
@@ -319,6 +179,10 @@ code{background:#f3f4f6;padding:0 3px;border-radius:3px}header code{background:#
 
 def _badge(status: str, extra: str = "", css: str | None = None) -> str:
     return f'<span class="badge {html.escape(css or status)}">{html.escape(status.upper() + extra)}</span>'
+
+
+def _cbadge(c: dict[str, Any]) -> str:
+    return _badge(ICON[c["status"]], css=c["status"])
 
 
 def _slug(text: str) -> str:
@@ -376,16 +240,17 @@ def html_report(doc: dict[str, Any]) -> str:
         '<div class="card">verdict<b>'
         + _badge(s["verdict"], css="error" if s["verdict"] == "incomplete" else None) + "</b></div>",
     ]
-    for k in ("pass", "fail", "error", "skip"):
-        out.append(f'<div class="card">{k}<b>{s[k]}</b></div>')
+    for k in ("pass", "fail", "error", "not_applicable", "manual"):
+        out.append(f'<div class="card">{k.replace("_", " ")}<b>{s[k]}</b></div>')
     out.append(f'<div class="card">hosts passed<b>{s["hosts_passed"]}/{s["hosts"]}</b></div></div>')
     out.append("<table><tr><th>host</th><th>tier</th><th>address</th><th>status</th><th>pass</th><th>fail</th>"
-               "<th>error</th><th>skip</th></tr>")
+               "<th>error</th><th>not applicable</th><th>manual</th></tr>")
     for h in doc["hosts"]:
         hs = h["summary"]
         out.append(f'<tr><td><a href="#host-{_slug(h["name"])}">{e(h["name"])}</a></td><td>{e(h["tier"])}</td>'
                    f'<td>{e(h["address"])}</td><td>{_badge(h["status"])}</td><td>{hs["pass"]}</td>'
-                   f'<td>{hs["fail"]}</td><td>{hs["error"]}</td><td>{hs["skip"]}</td></tr>')
+                   f'<td>{hs["fail"]}</td><td>{hs["error"]}</td><td>{hs["not_applicable"]}</td>'
+                   f'<td>{hs["manual"]}</td></tr>')
     out.append("</table></section>")
 
     # the checklist view: seed 000's lines and what proved them, per host
@@ -399,7 +264,7 @@ def html_report(doc: dict[str, Any]) -> str:
             zh, en = key.split("\x00")
             out.append(f'<tr><td><div class="zh">{e(zh)}</div><div class="en">{e(en)}</div></td>'
                        f'<td>{e(h["name"])}</td><td>' + " ".join(
-                           f'{_badge(c["status"])} <code>{e(c["id"])}</code>' for c in checks) + "</td></tr>")
+                           f'{_cbadge(c)} <code>{e(c["id"])}</code>' for c in checks) + "</td></tr>")
     out.append("</table></section>")
 
     for h in doc["hosts"]:
@@ -410,20 +275,19 @@ def html_report(doc: dict[str, Any]) -> str:
         if not h["reachable"]:
             out.append(f"<p><b>Could not run:</b> {e(h['error'])}</p></section>")
             continue
-        for cat in ("software", "hardware", "security", "performance"):
+        for cat in CATEGORIES:
             rows = [c for c in h["checks"] if c["category"] == cat]
             if not rows:
                 continue
             out.append(f'<h3 id="{hid}-{cat}">{cat}</h3><table><tr><th>status</th><th>check</th>'
                        "<th>checklist line</th><th>value</th><th>threshold</th><th>message</th></tr>")
             for c in rows:
-                extra = f" ({c['skip_reason']})" if c["skip_reason"] else ""
                 out.append(
-                    f'<tr id="{hid}-{_slug(c["id"])}"><td>{_badge(c["status"], extra)}</td>'
+                    f'<tr id="{hid}-{_slug(c["id"])}"><td>{_cbadge(c)}</td>'
                     f'<td><code>{e(c["id"])}</code><br>{e(c["title"])}</td>'
                     f'<td><div class="zh">{e(c["checklist"]["zh"])}</div><div class="en">{e(c["checklist"]["en"])}'
                     f'</div></td><td>{e(_fmt(c["value"], 120))}</td><td>{e(_fmt(c["threshold"], 60))}</td>'
-                    f'<td class="msg">{e(c["message"])}</td></tr>')
+                    f'<td class="msg">{e(_message(c))}</td></tr>')
             out.append("</table>")
         if h.get("bench"):
             out.append(f'<div id="perf-{hid}"><h3>Benchmark</h3><p>{e(h["bench"].get("url", ""))} · model '

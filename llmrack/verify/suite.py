@@ -1,52 +1,35 @@
 """Run the acceptance checklist on every host of an inventory (over SSH, or on this machine with ``local``).
 
-``verify()`` returns a ``VerifyResult``; its ``exit_code`` is 0 when every check passed or was skipped,
-1 when a check failed or broke, 2 when a host could not be reached at all.
+``verify()`` returns a ``VerifyResult``; its ``exit_code`` is 0 when no check failed or broke (every line
+passed, is not applicable with its reason, or is left to a person with ``manual`` and its procedure), 1 when a
+check failed (measured outside its threshold, or expected by the inventory and not deployed) or broke, 2 when a
+host could not be reached at all. The statuses are defined in ``llmrack.verify.result``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from llmrack import __version__ as LLMRACK_VERSION
+from llmrack.checkresult import CheckResult, jsonable
 from llmrack.config import HostSpec, Inventory, load_tier
 from llmrack.errors import LlmrackError
+from llmrack.secrets import AdminSecrets
+from llmrack.tls import trust_anchor
+from llmrack.verify.checklist import collect_burnin
 from llmrack.verify.checks import CheckContext, CommandFailed, Outcome, select
+from llmrack.verify.report import write_reports
+from llmrack.verify.result import FAILING, STATUSES
 
 Log = Callable[[str], Any]
-
-
-@dataclass
-class CheckResult:
-    id: str
-    title: str
-    category: str
-    checklist_zh: str
-    checklist_en: str
-    checklist_source: str
-    status: str
-    message: str
-    value: Any = None
-    threshold: Any = None
-    skip_reason: str | None = None
-    duration_s: float = 0.0
-    details: dict[str, Any] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id, "title": self.title, "category": self.category,
-            "checklist": {"zh": self.checklist_zh, "en": self.checklist_en, "source": self.checklist_source},
-            "status": self.status, "skip_reason": self.skip_reason, "value": _jsonable(self.value),
-            "threshold": _jsonable(self.threshold), "message": self.message,
-            "duration_s": round(self.duration_s, 3), "details": _jsonable(self.details),
-        }
 
 
 @dataclass
@@ -64,7 +47,7 @@ class HostResult:
     duration_s: float = 0.0
 
     def counts(self) -> dict[str, int]:
-        out = {"pass": 0, "fail": 0, "skip": 0, "error": 0}
+        out = dict.fromkeys(STATUSES, 0)
         for c in self.checks:
             out[c.status] += 1
         return out
@@ -73,8 +56,7 @@ class HostResult:
     def status(self) -> str:
         if not self.reachable:
             return "unreachable"
-        counts = self.counts()
-        return "fail" if counts["fail"] or counts["error"] else "pass"
+        return "fail" if any(c.status in FAILING for c in self.checks) else "pass"
 
 
 @dataclass
@@ -96,7 +78,7 @@ class VerifyResult:
         return 0
 
     def summary(self) -> dict[str, Any]:
-        totals = {"pass": 0, "fail": 0, "skip": 0, "error": 0}
+        totals = dict.fromkeys(STATUSES, 0)
         for h in self.hosts:
             for k, v in h.counts().items():
                 totals[k] += v
@@ -109,7 +91,7 @@ class VerifyResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "schema_version": 1,
+            "schema_version": 2,
             "tool": {"name": "llmrack", "version": LLMRACK_VERSION},
             "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started_at + self.duration_s)),
             "inventory": self.inventory,
@@ -123,15 +105,11 @@ class VerifyResult:
                     "reachable": h.reachable, "connection": h.connection, "error": h.error,
                     "status": h.status, "summary": h.counts(), "duration_s": round(h.duration_s, 2),
                     "checks": [c.to_dict() for c in h.checks],
-                    "bench": _jsonable(h.bench), "burnin": _jsonable(h.burnin),
+                    "bench": jsonable(h.bench), "burnin": jsonable(h.burnin),
                 }
                 for h in self.hosts
             ],
         }
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str)) if value is not None else None
 
 
 # -------------------------------------------------------------------------------------------------- hosts
@@ -204,20 +182,30 @@ def testinfra_host(spec: HostSpec, data: Mapping[str, Any], *, local: bool, ssh_
     return testinfra.get_host(url, ssh_config=str(ssh_config)), url
 
 
-def find_api_key(project_dir: str | Path, host: str) -> str | None:
-    """The gateway key to test with: ``$LLMRACK_API_KEY``, else the first client of
-    ``<project>/.llmrack/secrets/<host>/api_keys.json``."""
-    env = os.environ.get("LLMRACK_API_KEY")
-    if env:
-        return env.strip()
-    path = Path(project_dir) / ".llmrack" / "secrets" / host / "api_keys.json"
+def find_api_key(project_dir: str | Path, host: str, clients: Sequence[str]) -> str | None:
+    """The gateway key to test with (``llmrack.secrets.AdminSecrets.client_key``: ``$LLMRACK_API_KEY``, else
+    the key of the first of the host's ``stack.gateway.api_clients``); read only."""
+    return AdminSecrets(project_dir).client_key(host, clients)
+
+
+def check_context(host: Any, spec: HostSpec, inventory: Inventory, *, local: bool, **kw: Any) -> CheckContext:
+    """The context the checks of ``spec`` run in: its testinfra ``host``, the client key and the gateway's CA
+    from this machine's secrets (read only)."""
+    ca, ca_problem = gateway_trust(inventory.project_dir, spec)
+    return CheckContext(host=host, spec=spec, inventory=inventory, local=local,
+                        api_key=find_api_key(inventory.project_dir, spec.name, spec.profile.stack.gateway.api_clients),
+                        secrets=AdminSecrets(inventory.project_dir), gateway_ca=ca, gateway_ca_problem=ca_problem,
+                        **kw)
+
+
+def gateway_trust(project_dir: str | Path, spec: HostSpec) -> tuple[Path | None, str]:
+    """(CA file, problem): what the host's gateway certificate is checked against, or why it cannot be."""
+    if not spec.has_role("gateway"):
+        return None, ""
     try:
-        keys = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if isinstance(keys, dict) and keys:
-        return str(keys[sorted(keys)[0]])
-    return None
+        return trust_anchor(project_dir, spec.name, spec.profile.stack.gateway.tls), ""
+    except LlmrackError as exc:
+        return None, str(exc)
 
 
 # -------------------------------------------------------------------------------------------------- runner
@@ -237,9 +225,10 @@ def run_checks(ctx: CheckContext, only: set[str] | None, log: Log) -> list[Check
             id=chk.id, title=chk.title, category=chk.category, checklist_zh=chk.checklist.zh,
             checklist_en=chk.checklist.en, checklist_source=chk.checklist.source, status=outcome.status,
             message=outcome.message, value=outcome.value, threshold=outcome.threshold,
-            skip_reason=outcome.skip_reason, duration_s=time.monotonic() - t0, details=outcome.details,
+            how=outcome.how, duration_s=time.monotonic() - t0, details=outcome.details,
         )
-        log(f"{ctx.spec.name}: {res.status.upper():5} {res.id}: {res.message}")
+        how = f" (how: {res.how})" if res.how else ""
+        log(f"{ctx.spec.name}: {res.status.upper():14} {res.id}: {res.message}{how}")
         results.append(res)
     return results
 
@@ -247,45 +236,60 @@ def run_checks(ctx: CheckContext, only: set[str] | None, log: Log) -> list[Check
 def verify(
     inventory: Inventory, *, only: set[str] | None = None, local: bool = False, report_dir: Path | None = None,
     ssh_config: Path | None = None, log: Log = print, burnin: Mapping[str, dict[str, Any]] | None = None,
-    hosts: set[str] | None = None,
+    hosts: set[str] | None = None, full: bool = False, sign_off: Mapping[str, dict[str, Any]] | None = None,
 ) -> VerifyResult:
     """Run the checklist on every host (or those named in ``hosts``) and write the reports to ``report_dir``.
 
-    ``only``: categories (software, hardware, performance, security) and/or check ids.
+    ``only``: categories (``llmrack.checkresult.CATEGORIES``) and/or check ids.
     ``ssh_config``: an existing ssh_config (its ``Host <name>`` blocks are used when present); by default one
     is generated from the inventory's ssh_* data with ControlMaster in a temporary directory.
-    ``burnin``: host name -> ``llmrack burnin`` JSON, judged by ``hw.burnin`` and plotted in the report.
+    ``burnin``: host name -> ``llmrack burnin`` JSON, judged by ``hw.burnin`` and plotted in the report; a host
+    without one given here is asked for the result ``llmrack burnin`` saved on it (``BURNIN_RESULT_PATH``).
+    ``full``: the seed's full test durations. ``sign_off``: check id -> the engineer's sign-off of a manual line.
     """
     started = time.time()
     t0 = time.monotonic()
     specs = [h for h in inventory.hosts if not hosts or h.name in hosts]
+    for s in specs:  # a broken secret file on this machine stops here, before any host is contacted
+        find_api_key(inventory.project_dir, s.name, s.profile.stack.gateway.api_clients)
     data = {} if local else connector_data(inventory)
     results: list[HostResult] = []
+    by_name = {h.name: h for h in inventory.hosts}
+    probes = {s.profile.acceptance.probe_host for s in specs} & set(by_name)  # hosts verify scans from
+    connected = [*specs, *(by_name[n] for n in sorted(probes) if n not in {s.name for s in specs})]
     with tempfile.TemporaryDirectory(prefix="llmrack-verify-") as tmp:
         cfg = ssh_config
         if not local and cfg is None:
             cm = Path(tmp) / "cm"
             cm.mkdir(mode=0o700)
             cfg = Path(tmp) / "ssh_config"
-            cfg.write_text(render_ssh_config({s.name: data.get(s.name, {}) for s in specs}, str(cm)))
+            cfg.write_text(render_ssh_config({s.name: data.get(s.name, {}) for s in connected}, str(cm)))
+        peers: dict[str, Any] = {}
+
+        def peer(name: str) -> Any:
+            if name not in peers:
+                peers[name] = testinfra_host(by_name[name], data.get(name, {}), local=False, ssh_config=cfg)[0]
+            return peers[name]
+
         for spec in specs:
             results.append(verify_host(spec, inventory, data.get(spec.name, {}), only=only, local=local,
-                                       ssh_config=cfg, log=log, burnin=(burnin or {}).get(spec.name)))
+                                       ssh_config=cfg, log=log, burnin=(burnin or {}).get(spec.name), full=full,
+                                       sign_off=dict(sign_off or {}), peer=None if local else peer))
         if not local and ssh_config is None and cfg is not None:
-            for spec in specs:  # close the shared connections before their sockets' directory goes
-                os.system(f"ssh -F {cfg} -O exit {spec.name} >/dev/null 2>&1")
+            for spec in connected:  # close the shared connections before their sockets' directory goes
+                subprocess.run(["ssh", "-F", str(cfg), "-O", "exit", "--", spec.name], capture_output=True,
+                               timeout=30, check=False)
     result = VerifyResult(inventory=inventory.path, hosts=results, started_at=started,
                           duration_s=time.monotonic() - t0, only=sorted(only) if only else None, local=local)
     if report_dir is not None:
-        from llmrack.verify.report import write_reports
-
         result.report_files = [str(p) for p in write_reports(result, Path(report_dir))]
     return result
 
 
 def verify_host(
     spec: HostSpec, inventory: Inventory, data: Mapping[str, Any], *, only: set[str] | None, local: bool,
-    ssh_config: Path | None, log: Log, burnin: dict[str, Any] | None = None,
+    ssh_config: Path | None, log: Log, burnin: dict[str, Any] | None = None, full: bool = False,
+    sign_off: dict[str, dict[str, Any]] | None = None, peer: Callable[[str], Any] | None = None,
 ) -> HostResult:
     t0 = time.monotonic()
     host, url = testinfra_host(spec, data, local=local, ssh_config=ssh_config)
@@ -301,10 +305,10 @@ def verify_host(
         log(f"{spec.name}: UNREACHABLE: {hr.error}")
         hr.duration_s = time.monotonic() - t0
         return hr
-    secrets_dir = Path(inventory.project_dir) / ".llmrack" / "secrets" / spec.name
-    ctx = CheckContext(host=host, spec=spec, inventory=inventory, local=local,
-                       api_key=find_api_key(inventory.project_dir, spec.name), secrets_dir=secrets_dir,
-                       log=log, burnin=burnin)
+    if burnin is None:
+        burnin = hr.burnin = collect_burnin(host)
+    ctx = check_context(host, spec, inventory, local=local, log=log, burnin=burnin, full=full, sign_off=sign_off,
+                        peer=peer)
     hr.checks = run_checks(ctx, only, log)
     bench = ctx.cache.get("bench")
     hr.bench = bench if isinstance(bench, dict) else None
@@ -316,7 +320,7 @@ def print_summary(result: VerifyResult, console: Any) -> None:
     """A table per host on a rich console."""
     from rich.table import Table
 
-    colour = {"pass": "green", "fail": "red", "error": "red", "skip": "yellow"}
+    colour = {"pass": "green", "fail": "red", "error": "red", "not_applicable": "dim", "manual": "yellow"}
     for h in result.hosts:
         t = Table(title=f"{h.name} ({h.tier}, {h.connection}): {h.status}", title_justify="left")
         for col in ("check", "status", "value", "threshold", "message"):
@@ -324,12 +328,12 @@ def print_summary(result: VerifyResult, console: Any) -> None:
         if not h.reachable:
             t.add_row("(host)", "[red]unreachable[/]", "", "", h.error)
         for c in h.checks:
-            st = c.status + (f" ({c.skip_reason})" if c.skip_reason else "")
-            t.add_row(c.id, f"[{colour[c.status]}]{st}[/]", _short(c.value), _short(c.threshold), c.message)
+            msg = c.message + (f" — how: {c.how}" if c.how else "")
+            t.add_row(c.id, f"[{colour[c.status]}]{c.status}[/]", _short(c.value), _short(c.threshold), msg)
         console.print(t)
     s = result.summary()
     console.print(f"verdict: {s['verdict']} ({s['pass']} passed, {s['fail']} failed, {s['error']} errors, "
-                  f"{s['skip']} skipped on {s['hosts']} host(s))")
+                  f"{s['not_applicable']} not applicable, {s['manual']} left to a person on {s['hosts']} host(s))")
     for f in result.report_files:
         console.print(f"report: {f}")
 

@@ -26,6 +26,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--only", help="comma list of categories or check ids")
 
 
+USAGE = ("the acceptance suite needs hosts to check: pytest tests/acceptance --inventory FILE "
+         "(or --local --tier TIER)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """No hosts given: stop at once with exit code 2 and the usage line (a run that checked nothing is not green)."""
+    if config.getoption("--help", default=False) or config.getoption("--collectonly", default=False):
+        return
+    if not config.getoption("--inventory") and not (config.getoption("--local") and config.getoption("--tier")):
+        pytest.exit(USAGE, returncode=2)
+
+
 def _inventory(config: pytest.Config):
     inv = config.getoption("--inventory")
     if inv:
@@ -39,9 +51,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "host_check" not in metafunc.fixturenames:
         return
     inv = _inventory(metafunc.config)
-    if inv is None:
-        metafunc.parametrize("host_check", [pytest.param(None, marks=pytest.mark.skip(
-            reason="give --inventory FILE (or --local --tier TIER)"))])
+    if inv is None:  # --collect-only without hosts: nothing to list
+        metafunc.parametrize("host_check", [])
         return
     only_opt = metafunc.config.getoption("--only")
     only = {o.strip() for o in only_opt.split(",") if o.strip()} if only_opt else None
@@ -77,10 +88,7 @@ class _Hosts:
             if r.rc != 0:
                 self.contexts[name] = RuntimeError(f"cannot reach {name} ({url}): {(r.stderr or '').strip()}")
             else:
-                self.contexts[name] = checks.CheckContext(
-                    host=host, spec=spec, inventory=self.inv, local=self.local,
-                    api_key=suite.find_api_key(self.inv.project_dir, name),
-                    secrets_dir=Path(self.inv.project_dir) / ".llmrack" / "secrets" / name, log=lambda m: None)
+                self.contexts[name] = suite.check_context(host, spec, self.inv, local=self.local, log=lambda m: None)
         ctx = self.contexts[name]
         if isinstance(ctx, Exception):
             raise ctx

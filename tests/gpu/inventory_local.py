@@ -1,6 +1,7 @@
 """@local inventory for the GPU host runs.
 
-LLMRACK_TIER picks the tier (default: standard). With LLMRACK_GPU_MODEL / LLMRACK_GPU_COUNT /
+LLMRACK_TIER picks the tier (default: standard); LLMRACK_CPU_STRESS_S and
+LLMRACK_MEMTEST_MIB shorten the CPU stress and memory test lines. With LLMRACK_GPU_MODEL / LLMRACK_GPU_COUNT /
 LLMRACK_GPU_MEMORY_GIB set, the tier is overridden into an ad-hoc tier for the machine at hand (e.g. 1x H100
 80 GiB): hardware.gpu, one model with tensor_parallel_size 1, and a small disk and CPU sizing.
 """
@@ -24,6 +25,11 @@ if os.environ.get("LLMRACK_GPU_MODEL"):
         "stack": {"models": [{"name": "Qwen/Qwen2.5-7B-Instruct", "served_name": "qwen2.5-7b",
                               "tensor_parallel_size": 1}]},
     }
+
+# Shorter checklist runs than the tier's defaults, for a GPU host lent for minutes.
+for var, key in (("LLMRACK_CPU_STRESS_S", "cpu_stress_s"), ("LLMRACK_MEMTEST_MIB", "memtest_mib")):
+    if os.environ.get(var):
+        data.setdefault("overrides", {}).setdefault("acceptance", {})[key] = int(os.environ[var])
 
 if os.environ.get("LLMRACK_DRIVER_BRANCH"):
     data.setdefault("overrides", {})["nvidia"] = {"driver_branch": int(os.environ["LLMRACK_DRIVER_BRANCH"])}

@@ -88,7 +88,7 @@ def test_second_converge_changes_nothing(runs) -> None:
 # ---------------------------------------------------------------------------------------------- verify
 
 
-@pytest.mark.parametrize("package", ["chrony", "tzdata", "jq", "curl", "rsync", "docker.io"])
+@pytest.mark.parametrize("package", ["chrony", "tzdata", "jq", "curl", "smartmontools", "fio", "docker.io"])
 def test_packages_installed(runs, host1, package: str) -> None:
     assert host1.package(package).is_installed
 
@@ -152,6 +152,34 @@ def test_daemon_json_and_docker_service(runs, host1) -> None:
 def test_compose_plugin(runs, env, host1) -> None:
     out = host1.check_output("docker compose version --short")
     assert out.startswith("2."), out
+
+
+STACK_LINES = ("sw.vllm", "sw.vector_store", "sw.gateway_tls", "sw.prometheus", "sec.gateway_auth",
+               "perf.single_stream", "perf.concurrency", "perf.ttft", "perf.tpot", "perf.throughput",
+               "perf.streaming", "perf.rag")
+
+
+def test_verify_against_the_full_stack_inventory_fails_every_stack_line(runs, env, tmp_path) -> None:
+    """The host has base + Docker only; the sandbox inventory gives it every role of the sandbox tier (stack,
+    gateway, monitoring). `llmrack verify` fails each of those lines as expected by the inventory and not
+    deployed, and exits 1: a server without its LLM service never signs off green."""
+    import sys
+
+    done = subprocess.run([str(Path(sys.executable).parent / "llmrack"), "verify", str(SANDBOX_INVENTORY),
+                           "--report", str(tmp_path)], cwd=PROJECT, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, **env})
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
+    doc = json.loads((tmp_path / "report.json").read_text())
+    checks = {c["id"]: c for c in doc["hosts"][0]["checks"]}
+    for cid in STACK_LINES:
+        assert checks[cid]["status"] == "fail", (cid, checks[cid]["status"], checks[cid]["message"])
+        assert checks[cid]["message"].startswith("expected by the inventory, not deployed: the llmrack "), cid
+    assert "/opt/llmrack/monitoring/compose.yaml" in checks["sw.prometheus"]["message"]
+    assert checks["sw.grafana"]["status"] == "not_applicable"  # the sandbox tier runs no Grafana
+    for cid in ("sw.os", "sw.docker", "sw.compose", "sw.time", "hw.ram", "hw.cpu"):
+        assert checks[cid]["status"] == "pass", (cid, checks[cid]["message"])
+    assert doc["summary"]["exit_code"] == 1 and doc["summary"]["verdict"] == "fail"
+    assert "verdict: fail" in done.stdout
 
 
 # ---------------------------------------------------------------------------------------------- drift
@@ -221,3 +249,32 @@ def test_invalid_daemon_json_stops_the_run_and_is_left_alone(runs, env, host1) -
     assert result.returncode != 0
     assert "daemon.json on host1 is not valid JSON" in result.stderr
     assert host1.file(DAEMON_JSON).content_string == '{"log-driver": \n'
+
+
+APT_HOLDER = ("import fcntl, sys, time\n"
+              "f = open('/var/lib/dpkg/lock-frontend', 'w')\n"
+              "fcntl.lockf(f, fcntl.LOCK_EX)\n"
+              "print('locked', flush=True)\n"
+              "time.sleep(float(sys.argv[1]))\n")
+
+
+def test_a_deploy_waits_for_another_apt_holding_the_lock_and_succeeds(runs, env, host1, sandbox_state) -> None:
+    """Drill: another apt (unattended-upgrades, an admin) holds dpkg's frontend lock for 25 s while the deploy
+    must install a package: the run retries and succeeds once the lock is free."""
+    host1.run_test("dpkg --purge jq libjq1 >/dev/null")
+    assert not host1.package("jq").is_installed
+    holder = subprocess.Popen(["ssh", "-F", sandbox_state.ssh_config, "host1", "python3", "-", "25"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    holder.stdin.write(APT_HOLDER)
+    holder.stdin.close()
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        t0 = time.monotonic()
+        result = run_pyinfra(SANDBOX_INVENTORY, BASE_ONLY, env=env)
+        took = time.monotonic() - t0
+    finally:
+        holder.wait(timeout=60)
+    assert_converged(result)
+    assert host1.package("jq").is_installed
+    assert took > 10, f"the install cannot have waited for the lock: {took:.0f} s"
+    print(f"deploy with apt locked for 25 s: {took:.0f} s")

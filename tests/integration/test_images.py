@@ -356,3 +356,23 @@ def test_nginx_serves_and_has_ssl(images):
         assert "GET /nothing" in c.logs(), "access log goes to the container's stdout"
     finally:
         c.remove()
+
+
+def test_planner_predicts_the_kv_cache_vllm_reports(vllm):
+    """The planner's KV-cache capacity for this model, memory and settings against the number vLLM logs at
+    start-up ("CPU KV cache size: N tokens"): within 10 %. On CPU the budget is VLLM_CPU_KVCACHE_SPACE GiB
+    (the image sets 1) divided by the model's KV bytes per token, read from the served model's config.json."""
+    import re
+
+    from llmrack.planner import load_model_spec, plan
+
+    _, c, _ = vllm
+    found = re.search(r"(?:GPU|CPU) KV cache size: ([\d,]+) tokens", c.logs())
+    assert found, "vLLM logged no KV cache size:\n" + c.logs()[-3000:]
+    engine = int(found.group(1).replace(",", ""))
+    env = _docker("inspect", "--format", "{{json .Config.Env}}", c.name).stdout
+    space = int(re.search(r"VLLM_CPU_KVCACHE_SPACE=(\d+)", env).group(1))
+    spec = load_model_spec(str(cache_dir() / "models" / MODEL_NAME))
+    predicted = plan(spec, gpu_count=0, gpu_mem_gib=0, cpu_kv_cache_gib=space, max_model_len=512).max_kv_tokens
+    print(f"KV cache: vLLM {engine:,} tokens, planner {predicted:,} tokens ({predicted / engine - 1:+.2%})")
+    assert predicted == pytest.approx(engine, rel=0.10)

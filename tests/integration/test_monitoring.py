@@ -3,9 +3,11 @@
 The files are the ones the role writes for a sandbox host (``host_files``), with short intervals and ``for:``
 durations. node-exporter runs on the host network listening on the monitoring bridge's gateway, as the
 compose file runs it. The scrape target standing in for vLLM serves a static exposition with vLLM's current
-metric names (tests/fixtures/monitoring/vllm_metrics.prom): this test checks the alert pipeline and the
-dashboard queries, not vLLM itself (test_verify.py kills the real vLLM container of a deployed sandbox host
-and waits for the alert at a webhook there). Every container and the network are named ``llmrack-mon-*`` and removed.
+metric names (tests/fixtures/monitoring/vllm_metrics.prom): this test checks the alert pipeline and that every
+dashboard query evaluates, not vLLM itself. test_verify.py runs every panel's query against a deployed sandbox
+host's Prometheus scraping the real vLLM after real traffic (each must return data), and kills that vLLM
+container and waits for the alert at a webhook there. Every container and the network are named
+``llmrack-mon-*`` and removed.
 """
 
 from __future__ import annotations

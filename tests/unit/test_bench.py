@@ -19,7 +19,7 @@ def test_percentiles_interpolate():
 
 def test_bench_measures_ttft_tpot_and_tokens_over_tls(tmp_path):
     with FakeOpenAI(key="sk-x", model="tiny", ttft_s=0.05, tokens_delay_s=0.01, tls_dir=tmp_path) as srv:
-        res = bench.run_bench(srv.url + "/v1", "sk-x", model="tiny", concurrency_levels=[1, 4],
+        res = bench.run_bench(srv.url + "/v1", "sk-x", ca=srv.ca_file, model="tiny", concurrency_levels=[1, 4],
                               requests_per_level=4, max_tokens=6, timeout_s=30)
     assert [lv["concurrency"] for lv in res["levels"]] == [1, 4]
     one = bench.level(res, 1)

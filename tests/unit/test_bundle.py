@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from llmrack import bundle as bundle_mod
 from llmrack.bundle import FORMAT_VERSION, build_bundle, read_manifest, verify_bundle
+from llmrack.bundle import build as bundle_mod
 from llmrack.errors import LlmrackError
 
 
@@ -35,7 +35,7 @@ class FakeDocker:
     """Stands in for the engine: image ids per ref, and a count of ``docker save`` calls."""
 
     def __init__(self) -> None:
-        self.ids = {"llmrack/vllm-cpu:0.32.0-1": "sha256:" + "1" * 64}
+        self.ids = {"llmrack/vllm-cpu:0.32.0-2": "sha256:" + "1" * 64}
         self.saves: list[str] = []
 
     def image(self, ref: str):
@@ -80,9 +80,9 @@ def test_manifest_lists_every_file_with_sha256_and_size(tmp_path, model_dir, deb
         assert entry == {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
     assert manifest["images"]["vllm-cpu"] == {
         "file": "images/vllm-cpu.tar",
-        "id": fake_docker.ids["llmrack/vllm-cpu:0.32.0-1"],
-        "ref": "llmrack/vllm-cpu:0.32.0-1",
-        "tags": ["llmrack/vllm-cpu:0.32.0-1"],
+        "id": fake_docker.ids["llmrack/vllm-cpu:0.32.0-2"],
+        "ref": "llmrack/vllm-cpu:0.32.0-2",
+        "tags": ["llmrack/vllm-cpu:0.32.0-2"],
     }
     assert manifest["debs"] == ["debs/docker-compose_2.26.1-4_amd64.deb"]
     # written with sorted keys, and what is on disk is what was returned
@@ -139,20 +139,20 @@ def test_manifest_problems(tmp_path, model_dir, deb, fake_docker):
 def test_rebuild_is_incremental(tmp_path, model_dir, deb, fake_docker):
     out = tmp_path / "bundle"
     first = _build(out, model_dir, deb)
-    assert fake_docker.saves == ["llmrack/vllm-cpu:0.32.0-1"]
+    assert fake_docker.saves == ["llmrack/vllm-cpu:0.32.0-2"]
     inodes = {rel: (out / rel).stat().st_ino for rel in first["files"]}
     manifest_mtime = (out / "manifest.json").stat().st_mtime_ns
 
     second = _build(out, model_dir, deb)
     assert second == first
-    assert fake_docker.saves == ["llmrack/vllm-cpu:0.32.0-1"], "same image id: no second docker save"
+    assert fake_docker.saves == ["llmrack/vllm-cpu:0.32.0-2"], "same image id: no second docker save"
     assert {rel: (out / rel).stat().st_ino for rel in first["files"]} == inodes, (
         "unchanged files not rewritten"
     )
     assert (out / "manifest.json").stat().st_mtime_ns == manifest_mtime
 
     # a new image id and a changed model file are written again; nothing else is
-    fake_docker.ids["llmrack/vllm-cpu:0.32.0-1"] = "sha256:" + "2" * 64
+    fake_docker.ids["llmrack/vllm-cpu:0.32.0-2"] = "sha256:" + "2" * 64
     (model_dir / "config.json").write_text('{"a": 2}')
     third = _build(out, model_dir, deb)
     assert len(fake_docker.saves) == 2

@@ -42,6 +42,26 @@ def test_plan_with_other_gpus():
     assert p["tensor_parallel_size"] == 1 and "NCCL_P2P_DISABLE" not in p["env"]
 
 
+def test_plan_takes_a_hugging_face_id_as_help_says():
+    r = run("plan", "--model", "Qwen/Qwen2.5-72B-Instruct-AWQ", "--json")
+    assert r.exit_code == 0, r.output
+    (p,) = json.loads(r.output)["plans"]
+    assert p["model"] == "Qwen/Qwen2.5-72B-Instruct-AWQ" and p["served_name"] == "qwen2.5-72b-instruct-awq"
+    assert p["weight_format"] == "awq" and p["fits"] is True
+
+
+@pytest.mark.parametrize("tier", ["entry", "standard"])
+def test_plan_table_shows_the_served_weight_format(tier):
+    """An AWQ checkpoint is served as AWQ whatever the tier's first model is quantized as."""
+    r = run("plan", "--tier", tier, "--model", "Qwen/Qwen2.5-7B-Instruct-AWQ", "--gpus", "1")
+    assert r.exit_code == 0, r.output
+    row = next(line for line in r.output.splitlines() if "quantization" in line)
+    assert "awq" in row and "bf16" not in row
+    plain = run("plan", "--tier", "standard", "--model", "Qwen/Qwen2.5-7B-Instruct", "--gpus", "1")
+    row = next(line for line in plain.output.splitlines() if "quantization" in line)
+    assert "bf16" in row and "awq" not in row
+
+
 def test_plan_not_fitting_exits_2_and_says_what_would():
     r = run("plan", "--tier", "entry", "--model", "qwen2.5-72b")
     assert r.exit_code == 2

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from llmrack.config import deep_merge, load_inventory, load_tier, tier_names
+from llmrack.config import load_inventory, load_tier, tier_names
 from llmrack.errors import LlmrackError
+from llmrack.yamlfile import deep_merge
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from llmrack.docker_daemon import DaemonConfig, dump_daemon_config, merge_daemon_config, parse_daemon_config
-from llmrack.facts_base import DockerDaemonJson, DockerdVersion, dockerd_supports_validate
+from llmrack.facts.docker import DockerDaemonJson, DockerdVersion, dockerd_supports_validate
 from llmrack.settings.docker import DockerSettings
 
 

@@ -30,6 +30,45 @@ def test_recorded_outputs_parse_as_on_the_host(name, cls):
     assert json.loads(json.dumps(cls().process(lines(REAL / f"{name}.txt")))) == expected
 
 
+# Read by hand from the H200 host's raw tool output (tests/fixtures/gpu/h200-ubuntu2404/raw/nvidia-smi-q.txt unless
+# said otherwise), not from the parser: each value next to the line of `nvidia-smi -q` it comes from.
+H200_BY_HAND = {
+    "name": ("NVIDIA H200", r"Product Name\s+: NVIDIA H200"),
+    "uuid": ("GPU-c213ea9a-9dbd-a865-6568-fe7ca9ccb831", r"GPU UUID\s+: GPU-c213ea9a-9dbd-a865-6568-fe7ca9ccb831"),
+    "memory_mib": (143771, r"FB Memory Usage\s+Total\s+: 143771 MiB"),
+    "driver_version": ("580.159.04", r"Driver Version\s+: 580.159.04"),
+    "persistence_mode": (True, r"Persistence Mode\s+: Enabled"),
+    "ecc_mode": ("enabled", r"ECC Mode\s+Current\s+: Enabled"),
+    "ecc_uncorrected_volatile": (0, r"Volatile\s+SRAM Correctable\s+: 0\s+SRAM Uncorrectable Parity\s+: 0"),
+    "pcie_gen": (5, r"PCIe Generation\s+Max\s+: 5\s+Current\s+: 5"),
+    "pcie_gen_max": (5, r"PCIe Generation\s+Max\s+: 5"),
+    "pcie_width": (16, r"Link Width\s+Max\s+: 16x\s+Current\s+: 16x"),
+    "pcie_width_max": (16, r"Link Width\s+Max\s+: 16x"),
+    "power_limit_w": (700.0, r"Current Power Limit\s+: 700.00 W"),
+    "temperature_c": (34, r"GPU Current Temp\s+: 34 C"),
+    "utilization_pct": (0, r"Utilization\s+GPU\s+: 0 %"),
+    "throttle_reasons": (["gpu_idle"], r"Clocks Event Reasons\s+Idle\s+: Active\s+Applications Clocks Setting\s+: "
+                                       r"Not Active\s+SW Power Cap\s+: Not Active\s+HW Slowdown\s+: Not Active"),
+}
+
+
+def test_h200_golden_and_parse_match_the_values_read_by_hand():
+    """The golden (.parsed.json, written on the host by the fact) and today's parse both equal the values a person
+    reads off `nvidia-smi -q`; each stated value is itself found in that raw output."""
+    import re
+
+    raw = (REAL / "raw" / "nvidia-smi-q.txt").read_text()
+    golden = json.loads((REAL / "nvidia_gpus.parsed.json").read_text())["gpus"][0]
+    parsed = facts.parse_nvidia_gpus(lines(REAL / "nvidia_gpus.txt"))["gpus"][0]
+    for key, (value, pattern) in H200_BY_HAND.items():
+        assert re.search(pattern, raw), f"{key}: {pattern!r} is not in nvidia-smi -q"
+        assert golden[key] == value, (key, golden[key], value)
+        assert parsed[key] == value, (key, parsed[key], value)
+    # compute capability is not in `nvidia-smi -q`: read from the --query-gpu line the fact ran (6th field)
+    assert lines(REAL / "nvidia_gpus.txt")[1].split(", ")[5] == "9.0" == golden["compute_cap"] == parsed["compute_cap"]
+    assert golden["memory_gib"] == parsed["memory_gib"] == round(143771 / 1024, 1)
+
+
 def test_real_h200():
     g = facts.parse_nvidia_gpus(lines(REAL / "nvidia_gpus.txt"))
     assert g["source"] == "nvidia-smi" and g["count"] == 1 and g["error"] is None

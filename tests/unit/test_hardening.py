@@ -23,6 +23,15 @@ def require_nft() -> str:
     return NFT
 
 
+def nft_check(path: Path) -> subprocess.CompletedProcess:
+    """``nft -c -f path`` with CAP_NET_ADMIN: inside a new user + network namespace (``unshare -rn``), so it runs
+    without root and checks against an empty ruleset. A missing capability fails the test, never skips it."""
+    done = subprocess.run(["unshare", "-rn", require_nft(), "-c", "-f", str(path)], capture_output=True, text=True)
+    assert "Operation not permitted" not in done.stderr, \
+        f"nft -c had no CAP_NET_ADMIN (user namespaces disabled?): {done.stderr}"
+    return done
+
+
 @pytest.fixture(scope="module")
 def host_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert SSHD is not None, "sshd is needed to check the rendered drop-in: apt-get install openssh-server"
@@ -56,8 +65,16 @@ def test_sshd_dropin_passes_sshd_t_with_dev_sec_controls(tmp_path: Path, host_ke
     eff = sshd_effective(text, tmp_path, host_key)
     assert eff["passwordauthentication"] == ["no"]
     assert eff["kbdinteractiveauthentication"] == ["no"]
-    assert eff["permitrootlogin"] == ["without-password"]  # sshd's name for prohibit-password
+    assert eff["permitrootlogin"] == ["no"]  # auto, with no root connection
     assert eff["x11forwarding"] == ["no"]
+    for key in ("allowagentforwarding", "permittunnel", "gatewayports", "allowstreamlocalforwarding",
+                "permituserenvironment", "ignorerhosts", "hostbasedauthentication"):
+        assert eff[key] in (["no"], ["yes"]) and eff[key] == (["yes"] if key == "ignorerhosts" else ["no"]), key
+    assert eff["hostkeyalgorithms"][0].split(",")[:2] == ["ssh-ed25519-cert-v01@openssh.com", "ssh-ed25519"]
+    rooted = hr.render_sshd_dropin(HardeningSettings().model_copy(
+        update={"ssh_permit_root_login": HardeningSettings().root_login_for("root")}))
+    assert sshd_effective(rooted, tmp_path, host_key)["permitrootlogin"] == ["without-password"]
+
     assert eff["maxauthtries"] == ["3"]
     assert eff["loglevel"] == ["VERBOSE"]
     assert eff["clientaliveinterval"] == ["300"]
@@ -70,6 +87,12 @@ def test_sshd_dropin_passes_sshd_t_with_dev_sec_controls(tmp_path: Path, host_ke
     kex = eff["kexalgorithms"][0].split(",")
     assert kex[0] == "sntrup761x25519-sha512@openssh.com"
     assert not [k for k in kex if "sha1" in k or k.startswith("ecdh-sha2-nistp")]
+
+
+def test_root_login_is_no_unless_the_deploying_user_is_root() -> None:
+    assert HardeningSettings().root_login_for("deploy") == "no"
+    assert HardeningSettings().root_login_for("root") == "prohibit-password"
+    assert HardeningSettings(ssh_permit_root_login="yes").root_login_for("deploy") == "yes"
 
 
 def test_sshd_dropin_follows_settings(tmp_path: Path, host_key: Path) -> None:
@@ -148,7 +171,7 @@ def test_earlier_dropin_that_overrides_is_reported() -> None:
         "@@ /etc/ssh/sshd_config.d/10-match.conf", "Match User backup", "  PasswordAuthentication yes",
     ]
     dropins = hr.parse_dropins(output)
-    problems = hr.overriding_dropins(dropins, HardeningSettings())
+    problems = hr.overriding_dropins(dropins, HardeningSettings(ssh_permit_root_login="prohibit-password"))
     assert problems == ["/etc/ssh/sshd_config.d/50-cloud-init.conf sets passwordauthentication yes (llmrack: no)"]
 
 
@@ -161,9 +184,11 @@ def test_firewall_never_flushes_and_keeps_ssh_open() -> None:
     rules = [ln.strip() for ln in text.splitlines() if not ln.strip().startswith("#")]
     assert not [ln for ln in rules if "flush" in ln]
     assert "delete table inet llmrack" in rules
-    assert not [ln for ln in rules if "hook forward" in ln or "hook prerouting" in ln]
+    assert not [ln for ln in rules if "hook prerouting" in ln]
     assert 'tcp dport { 22 } accept comment "SSH"' in rules
     assert 'tcp dport { 80, 443 } accept comment "gateway"' in rules
+    assert 'ct status dnat meta l4proto tcp ct original proto-dst { 80, 443 } accept comment "gateway"' in rules
+    assert rules[-3] == 'counter drop comment "published port dropped by llmrack"'
     assert 'iifname "docker0" accept comment "Docker bridge"' in rules
     assert 'iifname "br-*" accept comment "Docker bridge"' in rules
     ssh_rule = rules.index('tcp dport { 22 } accept comment "SSH"')
@@ -185,18 +210,20 @@ def test_firewall_passes_nft_check(tmp_path: Path, admin: list[str]) -> None:
     text = hr.render_firewall(HardeningSettings(admin_networks=admin), ssh_ports=[22], open_ports=[443, 80])
     path = tmp_path / "firewall.nft"
     path.write_text(text)
-    done = subprocess.run([require_nft(), "-c", "-f", str(path)], capture_output=True, text=True)
-    if done.returncode != 0 and "Operation not permitted" in done.stderr:
-        pytest.skip("nft -c needs CAP_NET_ADMIN")
+    done = nft_check(path)
     assert done.returncode == 0, done.stderr
 
 
 def test_nft_check_rejects_a_broken_ruleset(tmp_path: Path) -> None:
-    path = tmp_path / "bad.nft"
-    path.write_text(hr.render_firewall(HardeningSettings(), ssh_ports=[22], open_ports=[443])
-                    .replace("policy drop", "policy maybe"))
-    done = subprocess.run([require_nft(), "-c", "-f", str(path)], capture_output=True, text=True)
+    """The same check, with the capability, refuses the ruleset for its syntax: the error names the bad word."""
+    good = hr.render_firewall(HardeningSettings(), ssh_ports=[22], open_ports=[443])
+    path = tmp_path / "good.nft"
+    path.write_text(good)
+    assert nft_check(path).returncode == 0  # the capability is there: a refusal below is the syntax
+    path.write_text(good.replace("policy drop", "policy maybe"))
+    done = nft_check(path)
     assert done.returncode != 0
+    assert "Error: syntax error" in done.stderr and "policy maybe" in done.stderr, done.stderr
 
 
 def test_firewall_unit_removes_only_its_table() -> None:
@@ -251,7 +278,63 @@ def test_core_dumps_off() -> None:
     assert "Storage=none" in coredump and "ProcessSizeMax=0" in coredump
 
 
-def test_sandbox_tier_keeps_firewall_off_and_passwords_disabled() -> None:
+def test_sandbox_tier_runs_the_firewall_and_passwords_disabled() -> None:
     profile = load_tier("sandbox")
-    assert profile.hardening.firewall is False
+    assert profile.hardening.firewall is True
     assert profile.hardening.ssh_password_authentication is False
+
+
+def _split_inventory():
+    from llmrack.config import HostSpec
+
+    profile = load_tier("sandbox")
+    gw = HostSpec(name="gw", address="10.0.0.1", roles=["gateway", "monitoring"], tier="sandbox", profile=profile)
+    node = HostSpec(name="node", address="10.0.0.2", roles=["inference"], tier="sandbox", profile=profile)
+    return gw, node
+
+
+def test_inference_node_opens_its_model_and_exporter_only_to_the_monitoring_and_gateway_host() -> None:
+    from llmrack.exposure import openings
+
+    gw, node = _split_inventory()
+    got = {(o.what, o.ports, o.sources) for o in openings(node, [gw, node])}
+    iperf3 = "iperf3, for the acceptance network test from the other hosts"
+    assert got == {("SSH", (22,), None), ("models, for the gateway and Prometheus", (18000,), ("10.0.0.1",)),
+                   ("exporters, for Prometheus", (9100,), ("10.0.0.1",)), (iperf3, (5201,), ("10.0.0.1",))}
+    got = {(o.what, o.ports, o.sources) for o in openings(gw, [gw, node])}
+    assert got == {("SSH", (22,), None), ("gateway", (8443,), None),  # it runs Prometheus itself
+                   (iperf3, (5201,), ("10.0.0.2",))}
+
+
+def test_forwarded_published_ports_are_filtered_by_source(tmp_path: Path) -> None:
+    from llmrack.exposure import service_openings
+
+    gw, node = _split_inventory()
+    text = hr.render_firewall(HardeningSettings(), ssh_ports=[22], openings=service_openings(node, [gw, node]))
+    rules = [ln.strip() for ln in text.splitlines()]
+    assert "type filter hook forward priority filter - 10; policy accept;" in rules
+    assert ('ct status dnat ip saddr { 10.0.0.1/32 } meta l4proto tcp ct original proto-dst { 18000 } accept '
+            'comment "models, for the gateway and Prometheus"') in rules
+    assert 'ip saddr { 10.0.0.1/32 } tcp dport { 9100 } accept comment "exporters, for Prometheus"' in rules
+    assert not [ln for ln in rules if "18000" in ln and "saddr" not in ln]
+    forward = rules[rules.index("chain forward {"):]
+    assert forward.index('counter drop comment "published port dropped by llmrack"') > forward.index(
+        'oifname != "docker0" oifname != "br-*" accept comment "not bound for a container"')
+    path = tmp_path / "firewall.nft"
+    path.write_text(text)
+    done = nft_check(path)
+    assert done.returncode == 0, done.stderr
+
+
+def test_monitoring_uis_on_a_lan_address_open_to_admin_networks_only() -> None:
+    from llmrack.config import HostSpec
+    from llmrack.exposure import service_openings
+
+    profile = load_tier("sandbox", overrides={"monitoring": {"bind_address": "0.0.0.0"},
+                                              "hardening": {"admin_networks": ["10.9.0.0/16"]}})
+    mon = HostSpec(name="mon", address="10.0.0.1", roles=["monitoring"], tier="sandbox", profile=profile)
+    (ui,) = service_openings(mon, [mon])
+    assert ui.ports == (9090, 9093) and ui.sources == ("10.9.0.0/16",)
+    open_profile = load_tier("sandbox", overrides={"monitoring": {"bind_address": "0.0.0.0"}})
+    mon = HostSpec(name="mon", address="10.0.0.1", roles=["monitoring"], tier="sandbox", profile=open_profile)
+    assert service_openings(mon, [mon]) == []  # no admin networks: reach them through an SSH tunnel

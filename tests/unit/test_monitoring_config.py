@@ -21,6 +21,7 @@ from llmrack.monitoring.secrets import MonitoringSecrets, load_or_create_secrets
 from llmrack.settings.monitoring import MonitoringSettings
 
 TIERS = tier_names()
+QDRANT_KEY = "ab" * 24
 SECRETS = MonitoringSecrets(grafana_admin_password="s3cret-grafana-password-xyz", smtp_password="smtp-pw-123",
                             wecom_robots={"ops": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=K-123"})
 
@@ -34,7 +35,7 @@ def tool(name: str) -> str:
 
 def write_host(tmp: Path, tier: str, nodes: int) -> Path:
     inv = example_inventory(tier, nodes=nodes)
-    for f in host_files(inv, inv.hosts[0], SECRETS):
+    for f in host_files(inv, inv.hosts[0], SECRETS, qdrant_api_key=QDRANT_KEY):
         dest = tmp / f.path
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_text(f.content)
@@ -125,10 +126,11 @@ def test_no_secret_is_written_into_configs():
         "email_to": ["ops@example.com"], "wecom_robots": ["ops"],
         "smtp": {"smarthost": "smtp.exmail.qq.com:465", "sender": "a@example.com", "username": "a@example.com"}}})
     host = inv.hosts[0].model_copy(update={"profile": inv.hosts[0].profile.model_copy(update={"monitoring": mon})})
-    files = {f.path: f for f in host_files(inv, host, SECRETS)}
+    files = {f.path: f for f in host_files(inv, host, SECRETS, qdrant_api_key=QDRANT_KEY)}
     public = "\n".join(f.content for f in files.values() if not f.secret)
-    for secret in ("s3cret-grafana-password-xyz", "smtp-pw-123", "K-123"):
+    for secret in ("s3cret-grafana-password-xyz", "smtp-pw-123", "K-123", QDRANT_KEY):
         assert secret not in public
+    assert files["prometheus/secrets/qdrant_api_key"].secret
     assert files["secrets/grafana_admin_password"].secret and files["secrets/relay.json"].secret
     am = yaml.safe_load(files["alertmanager/alertmanager.yml"].content)
     assert am["global"]["smtp_auth_password_file"].endswith("smtp_password")

@@ -65,8 +65,9 @@ def test_promtool_unit_tests_pass(tmp_path, test_file):
 
 LOOSE = MonitoringSettings.model_validate({"thresholds": {
     "ttft_p99_seconds": 5, "tpot_p99_seconds": 1, "kv_cache_usage_ratio": 0.99, "throughput_drop_ratio": 0.9,
-    "gpu_util_low_percent": 1, "gpu_temp_celsius": 95, "disk_used_ratio": 0.99, "http_5xx_ratio": 0.5,
-    "requests_waiting": 100,
+    "gpu_util_low_percent": 1, "gpu_util_high_percent": 99, "gpu_temp_celsius": 95,
+    "disk_used_ratio": 0.99, "http_5xx_ratio": 0.5,
+    "requests_waiting": 100, "gateway_ban_alert_s": 3600,
 }, "alert_for": {"target_down": "30m", "latency": "30m", "hardware": "30m", "sustained": "2h"}})
 
 

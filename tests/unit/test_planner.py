@@ -610,3 +610,25 @@ def test_plan_is_frozen_and_serializable():
     assert data["fits"] is True and data["gib"]["weights"] == pytest.approx(14.19, abs=0.01)
     with pytest.raises(ValueError):
         p.fits = False  # type: ignore[misc]
+
+
+def test_decode_roofline_is_bandwidth_over_bytes_read_per_token():
+    """Qwen2.5-7B bf16 on one RTX 4090 (1008 GB/s): 7.62e9 params x 2 bytes = 15.2 GB read per token -> 66 tokens/s.
+    MoE (Mixtral 8x7B, 12.9B of 46.7B active) reads only the routed experts."""
+    from llmrack.planner.roofline import decode_roofline
+
+    spec = load_model_spec("Qwen/Qwen2.5-7B-Instruct")
+    p = plan(spec, gpu_count=1, gpu_mem_gib=24, gpu_name=RTX4090)
+    roof = decode_roofline(p, spec)
+    assert roof is not None
+    assert roof["tokens_per_s"] == pytest.approx(1008e9 / (spec.params * 2), rel=0.001)
+    assert 60 < roof["tokens_per_s"] < 70
+    longer = decode_roofline(p, spec, context_tokens=4096)
+    assert longer is not None and longer["tokens_per_s"] < roof["tokens_per_s"]
+    moe = load_model_spec("mistralai/Mixtral-8x7B-Instruct-v0.1")
+    pm = plan(moe, gpu_count=2, gpu_mem_gib=80, gpu_name=H100)
+    rm = decode_roofline(pm, moe)
+    assert rm is not None
+    assert rm["bytes_per_token_per_gpu"] == pytest.approx(pm.weight_bytes_per_gpu * moe.active_params / moe.params,
+                                                          rel=0.001)
+    assert decode_roofline(plan(spec, gpu_count=0, gpu_mem_gib=0), spec) is None

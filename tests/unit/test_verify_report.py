@@ -23,13 +23,14 @@ PROJECT = Path(__file__).resolve().parents[2]
 def _check(id_: str, status: str, category: str = "software", **kw) -> CheckResult:
     return CheckResult(id=id_, title=id_, category=category, checklist_zh="磁盘健康检测（SMART状态正常，坏块检测）",
                        checklist_en="Disk health", checklist_source="seed-000", status=status,
-                       message=kw.pop("message", f"{id_} {status}"), skip_reason=kw.pop("skip_reason", None), **kw)
+                       message=kw.pop("message", f"{id_} {status}"), how=kw.pop("how", None), **kw)
 
 
 @pytest.fixture(scope="module")
 def bench_result(tmp_path_factory) -> dict:
     with FakeOpenAI(model="tiny", tokens_delay_s=0.002, tls_dir=tmp_path_factory.mktemp("tls")) as srv:
-        return bench.run_bench(srv.url, "sk-test", model="tiny", concurrency_levels=[1, 4, 8], requests_per_level=8,
+        return bench.run_bench(srv.url, "sk-test", ca=srv.ca_file, model="tiny", concurrency_levels=[1, 4, 8],
+                               requests_per_level=8,
                                max_tokens=8, timeout_s=30)
 
 
@@ -43,7 +44,9 @@ def sample_result(bench_result: dict) -> VerifyResult:
                         _check("hw.smart", "fail", "hardware", value={"sda": "FAILED"}, threshold="PASSED",
                                message="/dev/sda: FAILED (FAILED!)"),
                         _check("hw.burnin", "pass", "hardware", value=56.0, threshold="<= 87 C"),
-                        _check("perf.multi_gpu", "skip", "performance", skip_reason="not applicable"),
+                        _check("perf.multi_gpu", "not_applicable", "performance", message="the tier has 1 GPU(s)"),
+                        _check("sec.exposure", "manual", "security", message="verify runs on the host itself",
+                               how="from another machine run `llmrack verify INV --only sec.exposure`"),
                         _check("sec.ssh_password", "error", "security", message="`sshd -T` failed"),
                     ])
     down = HostResult(name="llm-02", address="10.0.0.6", tier="standard", roles=["inference"], reachable=False,
@@ -53,8 +56,14 @@ def sample_result(bench_result: dict) -> VerifyResult:
 
 def test_exit_codes():
     passing = HostResult(name="a", address="x", tier="t", roles=[], reachable=True, connection="local://",
-                         checks=[_check("sw.os", "pass"), _check("hw.smart", "skip", skip_reason="not applicable")])
-    assert VerifyResult("i", [passing], 0, 1).exit_code == 0
+                         checks=[_check("sw.os", "pass"), _check("hw.pcie", "not_applicable"),
+                                 _check("hw.smart", "manual", how="read the controller's own log")])
+    assert VerifyResult("i", [passing], 0, 1).exit_code == 0  # manual lines are open sign-offs, not failures
+    summary = VerifyResult("i", [passing], 0, 1).summary()
+    assert (summary["pass"], summary["not_applicable"], summary["manual"], summary["verdict"]) == (1, 1, 1, "pass")
+    absent = HostResult(name="e", address="x", tier="t", roles=[], reachable=True, connection="local://",
+                        checks=[_check("sw.vllm", "fail", message="expected by the inventory, not deployed: ...")])
+    assert VerifyResult("i", [passing, absent], 0, 1).exit_code == 1
     failing = HostResult(name="b", address="x", tier="t", roles=[], reachable=True, connection="local://",
                          checks=[_check("sw.os", "fail")])
     assert VerifyResult("i", [passing, failing], 0, 1).exit_code == 1
@@ -81,7 +90,15 @@ def test_report_json_matches_schema_and_schema_rejects_breaks(tmp_path, bench_re
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(broken, schema)
     broken = json.loads(json.dumps(doc))
-    broken["hosts"][0]["checks"][3]["skip_reason"] = None  # a skip must say why
+    broken["hosts"][0]["checks"][4]["how"] = None  # a manual line must say how a person checks it
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, schema)
+    broken = json.loads(json.dumps(doc))
+    broken["hosts"][0]["checks"][3]["message"] = ""  # not applicable must say why
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, schema)
+    broken = json.loads(json.dumps(doc))
+    broken["hosts"][0]["checks"][3]["status"] = "skip"  # there is no such status
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(broken, schema)
 
@@ -92,12 +109,17 @@ def test_junit_has_one_case_per_host_and_check(tmp_path, bench_result):
     assert root.tag == "testsuites" and root.get("failures") == "1"
     suites = {s.get("name"): s for s in root.findall("testsuite")}
     cases = suites["llm-01"].findall("testcase")
-    assert [c.get("name") for c in cases] == ["sw.os", "hw.smart", "hw.burnin", "perf.multi_gpu", "sec.ssh_password"]
+    assert [c.get("name") for c in cases] == ["sw.os", "hw.smart", "hw.burnin", "perf.multi_gpu", "sec.exposure",
+                                              "sec.ssh_password"]
     assert cases[1].find("failure").get("message") == "/dev/sda: FAILED (FAILED!)"
-    assert cases[3].find("skipped") is not None and cases[4].find("error") is not None
+    assert cases[3].find("skipped").get("message") == "not applicable: the tier has 1 GPU(s)"
+    assert cases[4].find("skipped").get("message").endswith("how: from another machine run `llmrack verify INV "
+                                                            "--only sec.exposure`")
+    assert cases[5].find("error") is not None and root.get("skipped") == "2"
     assert suites["llm-02"].find("testcase/error").get("type") == "unreachable"
     md = (tmp_path / "report.md").read_text()
-    assert "**Verdict: INCOMPLETE**" in md and "| FAIL | `hw.smart`" in md
+    assert "**Verdict: INCOMPLETE**" in md and "| FAIL | `hw.smart`" in md and "| N/A | `perf.multi_gpu`" in md
+    assert "### open sign-offs (manual)" in md and "How: from another machine run `llmrack verify" in md
 
 
 def test_html_is_self_contained_and_renders_in_chromium(tmp_path, bench_result):
@@ -138,3 +160,24 @@ def test_verify_local_runs_end_to_end_and_unreachable_host_exits_2(tmp_path):
                                            str(tmp_path)))
     res2 = suite.verify(inv2, ssh_config=cfg, log=lambda m: None)
     assert res2.exit_code == 2 and not res2.hosts[0].reachable and "cannot reach ghost" in res2.hosts[0].error
+
+
+GPU_REPORT = PROJECT / "tests/fixtures/gpu/h200-acceptance/checklist/report.json"
+GPU_MEASURED = ("hw.gpu_count", "hw.gpu_model", "hw.gpu_memory", "hw.pcie", "hw.gpu_errors", "hw.gpu_idle",
+                "hw.stress_cpu", "hw.memtest", "hw.disk_io", "hw.thermal_load", "hw.power")
+
+
+def test_the_report_recorded_on_a_real_gpu_host_keeps_the_contract() -> None:
+    """`tests/gpu/device_verify.sh` on an H200 host (no network, no stack): the report it wrote still validates
+    against today's schema, every line has a status, and the hardware lines a machine can measure were measured
+    there (values, not placeholders); the stack's lines fail as not deployed, as they must on that host."""
+    doc = json.loads(GPU_REPORT.read_text())
+    schema = json.loads((PROJECT / "llmrack/verify/report.schema.json").read_text())
+    jsonschema.validate(doc, schema)
+    checks = {c["id"]: c for c in doc["hosts"][0]["checks"]}
+    for cid in GPU_MEASURED:
+        assert checks[cid]["status"] == "pass", (cid, checks[cid]["message"])
+    assert checks["hw.power"]["value"] and checks["hw.thermal_load"]["value"]
+    assert {c["status"] for c in checks.values()} <= {"pass", "fail", "not_applicable", "manual"}
+    assert checks["perf.single_stream"]["status"] == "fail"
+    assert "not deployed" in checks["perf.single_stream"]["message"]

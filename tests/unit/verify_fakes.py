@@ -2,6 +2,8 @@
 
 Streams chat completions as vLLM does (SSE chunks, a final usage chunk with ``stream_options.include_usage``),
 answers /v1/models, refuses requests without the key (401) and can fail every n-th request (HTTP 503).
+``serial``: one generation at a time (no batching: throughput does not grow with concurrency); ``buffered``: the
+whole stream is written at once at its end, as a buffering proxy delivers it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 
-def self_signed(dir_: Path) -> tuple[Path, Path]:
+def self_signed(dir_: Path, days: int = 30) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and localhost valid from yesterday for ``days`` days (negative:
+    expired); clients check it against itself (the certificate file is the CA file)."""
+    import ipaddress
+
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -25,8 +31,13 @@ def self_signed(dir_: Path) -> tuple[Path, Path]:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "llmrack-test")])
     now = datetime.datetime.now(datetime.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=30)).sign(key, hashes.SHA256()))
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=max(1, 1 - days)))
+            .not_valid_after(now + datetime.timedelta(days=days))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                                                        x509.DNSName("localhost")]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
     crt, pem = dir_ / "gw.crt", dir_ / "gw.key"
     crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     pem.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -36,10 +47,14 @@ def self_signed(dir_: Path) -> tuple[Path, Path]:
 
 class FakeOpenAI:
     def __init__(self, *, key: str = "sk-test", model: str = "tiny", tokens_delay_s: float = 0.002,
-                 ttft_s: float = 0.01, fail_every: int = 0, tls_dir: Path | None = None):
+                 ttft_s: float = 0.01, fail_every: int = 0, tls_dir: Path | None = None, serial: bool = False,
+                 buffered: bool = False, require_key: bool = True, cert_days: int = 30):
         self.key, self.model, self.delay, self.ttft, self.fail_every = key, model, tokens_delay_s, ttft_s, fail_every
+        self.serial, self.buffered, self.require_key = serial, buffered, require_key
         self.count = 0
+        self.requests = 0  # every request that got through TLS
         self.lock = threading.Lock()
+        self.generating = threading.Lock()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -57,7 +72,8 @@ class FakeOpenAI:
                 self.wfile.write(data)
 
             def _authed(self) -> bool:
-                if self.headers.get("Authorization") != f"Bearer {outer.key}":
+                outer.requests += 1
+                if outer.require_key and self.headers.get("Authorization") != f"Bearer {outer.key}":
                     self._json(401, {"error": {"message": "missing or bad key"}})
                     return False
                 return True
@@ -89,28 +105,41 @@ class FakeOpenAI:
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Connection", "close")
                 self.end_headers()
-                time.sleep(outer.ttft)
-                self._event({"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})
-                for i in range(tokens):
-                    if i:
-                        time.sleep(outer.delay)
-                    self._event({"choices": [{"index": 0, "delta": {"content": f" w{i}"}}]})
+                self.held: list[bytes] = []
+                if outer.serial:
+                    outer.generating.acquire()
+                try:
+                    time.sleep(outer.ttft)
+                    self._event({"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})
+                    for i in range(tokens):
+                        if i:
+                            time.sleep(outer.delay)
+                        self._event({"choices": [{"index": 0, "delta": {"content": f" w{i}"}}]})
+                finally:
+                    if outer.serial:
+                        outer.generating.release()
                 self._event({"choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]})
                 if (body.get("stream_options") or {}).get("include_usage"):
                     self._event({"choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": tokens}})
-                self.wfile.write(b"data: [DONE]\n\n")
+                self.wfile.write(b"".join(self.held) + b"data: [DONE]\n\n")
                 self.wfile.flush()
                 self.close_connection = True
 
             def _event(self, obj: dict) -> None:
-                self.wfile.write(b"data: " + json.dumps(obj).encode() + b"\n\n")
+                data = b"data: " + json.dumps(obj).encode() + b"\n\n"
+                if outer.buffered:
+                    self.held.append(data)
+                    return
+                self.wfile.write(data)
                 self.wfile.flush()
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.scheme = "http"
+        self.ca_file: Path | None = None  # what a client checks the certificate against
         if tls_dir is not None:
-            crt, pem = self_signed(tls_dir)
+            crt, pem = self_signed(tls_dir, cert_days)
+            self.ca_file = crt
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.minimum_version = ssl.TLSVersion.TLSv1_2
             ctx.load_cert_chain(crt, pem)

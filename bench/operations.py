@@ -1,0 +1,87 @@
+"""Operations on one sandbox host with data: converge from bare, backup and restore throughput, and a rebuild
+(`llmrack rebuild`) split into its phases, with N vectors in pgvector.
+
+    .venv/bin/python bench/operations.py [--rows 10000] [--json bench/results/operations.json]
+
+The host's data is wiped in place (stack stopped, database directory and secrets removed) before the
+rebuild; the repository stays on the host's backup directory, which a wipe of the data does not touch.
+A fresh sandbox is made and removed. Prints a table and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT / "tests" / "integration"))
+
+from harness import SANDBOX_INVENTORY, Sandbox, run_pyinfra, sandbox_env  # noqa: E402
+
+from llmrack import sandbox  # noqa: E402
+
+LLMRACK = Path(sys.executable).with_name("llmrack")
+COMPOSE = "docker compose --project-name llmrack -f /opt/llmrack/stack/compose.yaml"
+
+
+def ssh(state, command: str, stdin: str | None = None) -> str:
+    done = subprocess.run(["ssh", "-F", state.ssh_config, "host1", command], input=stdin, capture_output=True,
+                          text=True, timeout=1800, check=True)
+    return done.stdout
+
+
+def timed_cli(env: dict[str, str], *args: str) -> tuple[float, str]:
+    t0 = time.monotonic()
+    done = subprocess.run([str(LLMRACK), *args], cwd=PROJECT, capture_output=True, text=True, timeout=3600,
+                          env={**os.environ, **env}, check=True)
+    return time.monotonic() - t0, done.stdout
+
+
+def measure(rows: int) -> dict:
+    with tempfile.TemporaryDirectory(prefix="llmrack-bench-ops-") as tmp, \
+            Sandbox(1, Path(tmp) / "sbx", prefix=f"llmrack-bench-ops-{os.getpid()}-") as state:
+        env = {**sandbox_env(state), "LLMRACK_SECRETS_DIR": str(Path(tmp) / "secrets")}
+        first = run_pyinfra(SANDBOX_INVENTORY, PROJECT / "deploys" / "full_stack.py", env=env, timeout=3600)
+        assert first.ok, first.errors()
+        sql = (f"CREATE EXTENSION IF NOT EXISTS vector; CREATE TABLE docs (id int PRIMARY KEY, body text, "
+               f"embedding vector(384)); INSERT INTO docs SELECT i, repeat(md5(i::text), 8), ('[' || "
+               f"array_to_string(ARRAY(SELECT ((i * 31 + d * 17) % 97) / 96.0 FROM generate_series(1, 384) d), "
+               f"',') || ']')::vector FROM generate_series(1, {rows}) i;")
+        ssh(state, f"{COMPOSE} exec -T postgres psql -U rag -d rag -q -v ON_ERROR_STOP=1", stdin=sql)
+        size = int(ssh(state, f"{COMPOSE} exec -T postgres psql -U rag -d rag -Atc "
+                              "\"SELECT pg_database_size('rag')\"").strip())
+        backup_s, _ = timed_cli(env, "backup", str(SANDBOX_INVENTORY), "--host", "host1")
+        restore_s, _ = timed_cli(env, "restore", str(SANDBOX_INVENTORY), "--host", "host1", "--yes")
+        ssh(state, "systemctl stop llmrack-stack && rm -rf /opt/llmrack/data/postgres /opt/llmrack/stack/secrets")
+        rebuild_s, out = timed_cli(env, "rebuild", str(SANDBOX_INVENTORY), "--host", "host1", "--yes")
+        phases = {line.split(":")[0].strip(): float(line.split(":")[1].split()[0])
+                  for line in out.splitlines() if line.startswith("  ") and line.strip().endswith(" s")}
+        count = int(ssh(state, f"{COMPOSE} exec -T postgres psql -U rag -d rag -Atc 'SELECT count(*) FROM docs'"))
+    return {"rows": rows, "database_mib": round(size / 2**20, 1), "first_converge_s": round(first.wall_s, 1),
+            "backup_s": round(backup_s, 1), "backup_mib_per_s": round(size / 2**20 / backup_s, 1),
+            "restore_s": round(restore_s, 1), "restore_mib_per_s": round(size / 2**20 / restore_s, 1),
+            "rebuild_s": round(rebuild_s, 1), "rebuild_phases_s": phases, "rows_after_rebuild": count}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000)
+    parser.add_argument("--json", dest="json_path", default=str(PROJECT / "bench" / "results" / "operations.json"))
+    args = parser.parse_args()
+    sandbox.ensure_engine()
+    sandbox.build_host_image()
+    result = measure(args.rows)
+    for k, v in result.items():
+        print(f"{k:>20}: {v}")
+    Path(args.json_path).write_text(json.dumps(result, indent=2) + "\n")
+    return 0 if result["rows_after_rebuild"] == args.rows else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

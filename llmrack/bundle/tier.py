@@ -1,0 +1,184 @@
+"""The bundle a tier needs: its images (built here when missing), its models, its packages, and docker
+compose v2 for bookworm hosts (Debian trixie's docker-compose package)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from llmrack.bundle.build import Log, build_bundle
+from llmrack.bundle_apt import build_apt_repo, tier_apt_packages
+from llmrack.errors import LlmrackError
+from llmrack.images import IMAGES, build_image, cache_dir, debian_mirror
+from llmrack.models import TINY_MODEL_NAME
+from llmrack.monitoring.images import build_monitoring_images, image_specs
+from llmrack.tinymodel import build_tiny_model
+
+# --------------------------------------------------------------------------------------------------
+# the bundle a tier needs
+# --------------------------------------------------------------------------------------------------
+
+
+def tier_images(profile) -> list[str]:
+    """Image refs a tier's stack and monitoring run (in a stable order, no duplicates)."""
+    st = profile.stack
+    refs = [st.vllm.image, st.gateway.image]
+    if st.vector_store.kind == "qdrant":
+        refs.append(st.vector_store.qdrant.image)
+    elif st.vector_store.kind == "pgvector":
+        refs.append(st.vector_store.pgvector.image)
+    if st.embeddings.enabled:
+        refs.append(st.embeddings.image)
+    mon = profile.monitoring
+    if mon.enabled:
+        imgs = mon.images
+        refs += [imgs.prometheus, imgs.alertmanager, imgs.node_exporter, imgs.nginx_exporter, imgs.relay]
+        if st.vector_store.kind == "pgvector":
+            refs.append(imgs.postgres_exporter)
+        if mon.grafana:
+            refs.append(imgs.grafana)
+        if mon.dcgm_exporter and profile.hardware.gpu.count > 0:
+            refs.append(imgs.dcgm_exporter)
+    return list(dict.fromkeys(refs))
+
+
+def _ensure_local_images(refs: list[str], profile, log: Log) -> None:
+    """Build the project's own images among ``refs`` when missing or stale; others must be present."""
+    by_ref = {spec.ref: name for name, spec in IMAGES.items()}
+    ours = [by_ref[r] for r in refs if r in by_ref]
+    for name in ours:
+        build_image(name, log=log)
+    specs = image_specs(profile.monitoring.images)
+    mon = [name for name, spec in specs.items() if spec.ref in refs]
+    if mon:
+        build_monitoring_images(log, names=mon, refs=profile.monitoring.images)
+
+
+def build_bundle_for_tier(
+    profile, out_dir: Path, *, project_dir: Path | None = None, codenames: Iterable[str] = ("bookworm",),
+    debs_dir: Path | None = None, tier: str = "TIER", log: Log = print
+) -> dict:
+    """The offline bundle a tier needs: its images, its bundle/local models and the compose v2 .deb.
+
+    The project's own images are built first when missing; other images (vLLM's official image, Grafana,
+    ...) must already be in the local engine (``docker load`` them from a machine that can pull).
+    The sandbox's tiny model is made offline by :mod:`llmrack.tinymodel`.
+    """
+    refs = tier_images(profile)
+    _ensure_local_images(refs, profile, log)
+    model_dirs: dict[str, Path] = {}
+    for i, m in enumerate(profile.stack.models):
+        if m.source not in ("bundle", "local"):
+            continue
+        if m.path:
+            path = Path(m.path)
+            if not path.is_absolute() and project_dir is not None:
+                path = project_dir / path
+            model_dirs[m.dir_name] = path
+        elif m.name == TINY_MODEL_NAME:
+            model_dirs[m.dir_name] = build_tiny_model(cache_dir() / "models" / m.dir_name, log=log)
+        else:
+            raise LlmrackError(
+                f"model {m.name!r} comes from the bundle but has no path to its weights",
+                field=f"stack.models.{i}.path",
+            )
+    deb = fetch_compose_deb(cache_dir() / "debs", log=log)
+    extra = [deb]
+    if debs_dir is not None:
+        if not Path(debs_dir).is_dir():
+            raise LlmrackError(f"{debs_dir} is not a directory of .deb files", field="--debs")
+        extra += sorted(Path(debs_dir).glob("*.deb"))
+    apt = {c: build_apt_repo(Path(out_dir), codename=c, mirror=debian_mirror(), packages=tier_apt_packages(profile),
+                             extra_debs=extra, tier=tier, log=log) for c in codenames}
+    return build_bundle(Path(out_dir), images=refs, model_dirs=model_dirs, debs=[deb], apt=apt, log=log)
+
+
+# --------------------------------------------------------------------------------------------------
+# docker compose v2 for bookworm hosts: Debian trixie's docker-compose package
+# --------------------------------------------------------------------------------------------------
+
+COMPOSE_PACKAGE = "docker-compose"
+COMPOSE_SUITE = "trixie"
+
+
+def fetch_compose_deb(dest: Path, *, mirror: str | None = None, log: Log = print) -> Path:
+    """Download Debian trixie's ``docker-compose`` (v2, the ``docker compose`` plugin) into ``dest``.
+
+    Uses a private apt configuration (trixie sources, lists and cache in a temporary directory), so this
+    machine's apt setup is untouched. Cached: an existing ``docker-compose_2.*.deb`` in ``dest`` is reused.
+    On bookworm hosts it installs with a low-priority trixie pin; it depends only on libc6 (>= 2.34).
+    """
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    have = sorted(dest.glob(f"{COMPOSE_PACKAGE}_2.*_amd64.deb"))
+    if have:
+        return have[-1]
+    mirror = (mirror or debian_mirror()).rstrip("/")
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="llmrack-apt-") as tmp_s:
+        tmp = Path(tmp_s)
+        for sub in (
+            "etc/sources.list.d",
+            "etc/preferences.d",
+            "lists/partial",
+            "cache/archives/partial",
+            "dl",
+        ):
+            (tmp / sub).mkdir(parents=True)
+        (tmp / "etc/sources.list.d/trixie.sources").write_text(
+            f"Types: deb\nURIs: {mirror}\nSuites: {COMPOSE_SUITE}\nComponents: main\n"
+            "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
+        )
+        opts = [
+            "-o",
+            f"Dir::Etc::SourceList={tmp}/etc/none.list",
+            "-o",
+            f"Dir::Etc::SourceParts={tmp}/etc/sources.list.d",
+            "-o",
+            f"Dir::Etc::Preferences={tmp}/etc/none.pref",
+            "-o",
+            f"Dir::Etc::PreferencesParts={tmp}/etc/preferences.d",
+            "-o",
+            f"Dir::State::Lists={tmp}/lists",
+            "-o",
+            f"Dir::Cache={tmp}/cache",
+            "-o",
+            "Dir::State::status=/dev/null",
+            "-o",
+            "APT::Sandbox::User=root",
+            "-o",
+            "Acquire::Check-Valid-Until=false",
+            "-o",
+            "Acquire::Languages=none",
+            "-o",
+            "APT::Architecture=amd64",
+            "-o",
+            "APT::Architectures=amd64",
+            "-o",
+            "Debug::NoLocking=1",
+        ]
+        for args in (["update"], ["download", COMPOSE_PACKAGE]):
+            proc = subprocess.run(
+                ["apt-get", "-q", *opts, *args], capture_output=True, text=True, cwd=tmp / "dl"
+            )
+            if proc.returncode != 0:
+                raise LlmrackError(
+                    f"apt-get {args[0]} (trixie, {mirror}) failed: "
+                    f"{(proc.stderr or proc.stdout).strip()[-1500:]}"
+                )
+        got = sorted((tmp / "dl").glob(f"{COMPOSE_PACKAGE}_*.deb"))
+        if not got:
+            raise LlmrackError(f"apt-get download {COMPOSE_PACKAGE} left no .deb")
+        version = subprocess.run(
+            ["dpkg-deb", "-f", str(got[0]), "Version"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        if not version.startswith("2."):
+            raise LlmrackError(f"{COMPOSE_SUITE}'s {COMPOSE_PACKAGE} is {version}, not compose v2")
+        final = dest / got[0].name.replace("%3a", "_")
+        shutil.copy2(got[0], final)
+    log(f"{final.name}: fetched in {time.monotonic() - t0:.1f} s")
+    return final

@@ -1,0 +1,1 @@
+"""Exports of the service for other platforms (Kubernetes: Helm values and manifests)."""

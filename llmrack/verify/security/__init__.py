@@ -1,0 +1,14 @@
+"""The security control suite of ``llmrack verify --only security``: controls with ids and benchmark lines.
+
+Each control reads the host's live state (``sshd -T``, ``sysctl``, ``auditctl -l``, file modes,
+``fail2ban-client``, ``docker inspect``) and never the deploy code; its expected values come from the
+benchmark line it cites (CIS Ubuntu Linux 24.04 LTS Benchmark, CIS Docker Benchmark, dev-sec baselines,
+the project's seeds). Controls knowingly not applied are waived in ``security/waivers.yaml`` (built in) or
+the project's ``security-waivers.yaml``, each with its reason, and reported as waived.
+"""
+
+from llmrack.verify.security.controls import CONTROLS, Control, register
+
+register()
+
+__all__ = ["CONTROLS", "Control", "register"]
