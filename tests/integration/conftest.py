@@ -2,7 +2,8 @@
 
 A scenario module gets its own sandbox (prefix ``llmrack-test-<pid>-<n>-``, state in a temporary
 directory) and destroys it at the end. The host count comes from the module's ``SANDBOX_HOSTS`` (default 1)
-or from indirect parametrisation of ``sandbox_state``.
+or from indirect parametrisation of ``sandbox_state``. The served single-host site (served_site.py) is one
+sandbox for the whole session, shared by the modules that override ``sandbox_state`` with it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 from harness import Sandbox, testinfra_hosts
+from served_site import build_site
 
 from llmrack import sandbox as sbx
 from llmrack.sandbox import SandboxState
@@ -41,6 +43,14 @@ def sandbox_state(request: pytest.FixtureRequest, docker_engine_ready: None,
     state_dir = tmp_path_factory.mktemp(f"sandbox{n}")
     with Sandbox(n, state_dir, prefix=f"llmrack-test-{os.getpid()}-{request.module.__name__[-8:]}-{n}-") as state:
         yield state
+
+
+@pytest.fixture(scope="session")
+def served_site(docker_engine_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The air-gapped single-host site of served_site.py (test_stack.py, test_verify.py): built once."""
+    state_dir = tmp_path_factory.mktemp("site")
+    with Sandbox(2, state_dir, prefix=f"llmrack-test-{os.getpid()}-site-2-") as state:
+        yield build_site(state, tmp_path_factory.mktemp("site-inventory"))
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,10 @@
-"""The serving stack on a sandbox host, through the offline bundle path: converge -> converge again
-(0 changes) -> smoke through the gateway -> 401 / 429 / streaming -> backend ports closed from outside -> vLLM
-killed, back by itself.
+"""The serving stack on a sandbox host, through the offline bundle path: the served site of served_site.py
+(converged twice from the bundle, shared with test_verify.py) -> deploys/stack.py on it changes nothing -> smoke
+through the gateway -> 401 / 429 / streaming -> backend ports closed from this machine and from the neighbour
+host -> vLLM killed, back by itself.
 
-Needs the stack images built locally (``llmrack.images.build_images()``) and the tiny model; the bundle is
-built into the sandbox's temporary directory. Verification talks HTTP to the host's published gateway
-port and SQL through an SSH tunnel; it never calls the deploy code.
+Verification talks HTTP to the host's published gateway port and SQL through an SSH tunnel; it never calls the
+deploy code.
 """
 
 from __future__ import annotations
@@ -20,40 +20,28 @@ from cryptography import x509
 from harness import PROJECT, SANDBOX_INVENTORY, assert_converged, assert_no_changes, run_pyinfra, sandbox_env
 
 from llmrack.config import load_tier
-from llmrack.images import IMAGES, image_id
 from llmrack.secrets import AdminSecrets
 from llmrack.stack.smoke import smoke_inventory
 from llmrack.stack.smoke_http import TransportFailed, request, requests_on_one_connection
 from llmrack.stack.smoke_stream import timed_stream
 from llmrack.tls import gateway_certificate, trust_anchor
 
-SANDBOX_HOSTS = 2
 STACK = PROJECT / "deploys" / "stack.py"
-FULL = PROJECT / "deploys" / "full_stack.py"
-NEEDED = ["vllm-cpu", "nginx", "pgvector", "embed"]
-
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory) -> Path:
-    """The sandbox tier's offline bundle (stack and monitoring images, tiny model, compose .deb)."""
-    from llmrack.bundle import build_bundle_for_tier
-    from llmrack.config import load_tier
-
-    out = PROJECT / ".llmrack" / "bundle"  # the default bundle path; the builder is incremental
-    build_bundle_for_tier(load_tier("sandbox", PROJECT), out, project_dir=PROJECT)
-    assert all(image_id(IMAGES[n].ref) for n in NEEDED)
-    return out
+def sandbox_state(served_site):
+    return served_site.state
 
 
 @pytest.fixture(scope="module")
-def deployed(sandbox_state, bundle):
-    env = {**sandbox_env(sandbox_state), "LLMRACK_BUNDLE": str(bundle)}
-    assert_converged(run_pyinfra(SANDBOX_INVENTORY, FULL, env=env, extra_args=["--limit", "host1"], timeout=1500))
-    first = run_pyinfra(SANDBOX_INVENTORY, STACK, env=env, extra_args=["--limit", "host1"], timeout=900)
+def deployed(served_site):
+    """The served site, and deploys/stack.py run on it twice (the smaller deploy file, cut from the same stages)."""
+    assert_converged(served_site.first)
+    first = run_pyinfra(served_site.inventory, STACK, env=served_site.env, timeout=900)
     assert_converged(first)
-    second = run_pyinfra(SANDBOX_INVENTORY, STACK, env=env, extra_args=["--limit", "host1"])
-    return {"state": sandbox_state, "first": first, "second": second}
+    second = run_pyinfra(served_site.inventory, STACK, env=served_site.env, timeout=900)
+    return {"state": served_site.state, "first": first, "second": second}
 
 
 def keys() -> dict[str, str]:
@@ -69,7 +57,7 @@ def base_url(state) -> str:
     return f"https://{state.host('host1').address}:8443"
 
 
-def test_second_converge_changes_nothing(deployed) -> None:
+def test_the_stack_deploy_converges_on_the_served_site_and_again_with_no_change(deployed) -> None:
     assert_no_changes(deployed["second"])
     assert deployed["second"].wall_s < 60
 

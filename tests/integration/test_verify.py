@@ -1,5 +1,6 @@
 """``llmrack verify`` against an air-gapped sandbox host running the stack, then against the same host broken
-on purpose, then the alert pipeline on that host.
+on purpose, then the alert pipeline on that host. The host is the served site of served_site.py, shared with
+test_stack.py (which runs first and leaves it serving).
 
 Air gap: before the first converge the host's outbound network is cut (tests/integration/netcut.py: only
 replies to connections made to it leave it, proved by a connection out that works before the cut and fails
@@ -31,23 +32,14 @@ from types import SimpleNamespace
 
 import jsonschema
 import pytest
-from harness import PROJECT, SANDBOX_INVENTORY, assert_converged, assert_no_changes, run_pyinfra, sandbox_env
-from netcut import cut_outbound
+from harness import PROJECT, SANDBOX_INVENTORY, assert_converged, assert_no_changes
+from served_site import EVAL_S, FOR_DOWN_S, GROUP_INTERVAL_S, GROUP_WAIT_S, SCRAPE_S
 
 from llmrack.config import load_inventory, load_tier
 from llmrack.tls import trust_anchor
 from llmrack.verify import report, suite
 
 pytestmark = pytest.mark.integration
-SANDBOX_HOSTS = 1
-SCRAPE_S, EVAL_S, FOR_DOWN_S, GROUP_WAIT_S, GROUP_INTERVAL_S = 5, 5, 10, 1, 2
-MONITORING = {
-    "scrape_interval": f"{SCRAPE_S}s", "scrape_timeout": f"{SCRAPE_S}s", "evaluation_interval": f"{EVAL_S}s",
-    "alert_for": {"target_down": f"{FOR_DOWN_S}s"},
-    # group_interval: the previous test's outage left an aggregation group behind; a new alert in it waits for that
-    "alertmanager": {"webhook_urls": ["http://alert-hook:8080/"], "group_wait": f"{GROUP_WAIT_S}s",
-                     "group_interval": f"{GROUP_INTERVAL_S}s"},
-}
 HOOK = ("import http.server, sys\n"
         "class H(http.server.BaseHTTPRequestHandler):\n"
         "    def do_POST(self):\n"
@@ -58,38 +50,20 @@ HOOK = ("import http.server, sys\n"
         "http.server.HTTPServer(('0.0.0.0', 8080), H).serve_forever()\n")
 
 
-def _alerting_inventory(directory: Path) -> Path:
-    inv = directory / "alerting.py"
-    inv.write_text(
-        "import runpy\n"
-        f"_base = runpy.run_path({str(SANDBOX_INVENTORY)!r})\n"
-        f"sandbox = [(n, {{**d, 'overrides': {{**d['overrides'], 'monitoring': {MONITORING!r}, "
-        "'base': {'apt': {'offline': True}}, "
-        # a longer grace for vLLM's healthcheck: its start on a shared 2-core machine can pass the tier's 300 s
-        "'stack': {**d['overrides']['stack'], 'vllm': {'start_period_s': 1500}}}}) "
-        "for n, d in _base['sandbox']]\n"
-    )
-    return inv
+@pytest.fixture(scope="module")
+def sandbox_state(served_site):
+    return served_site.state
 
 
 @pytest.fixture(scope="module")
-def inventory(tmp_path_factory) -> Path:
-    return _alerting_inventory(tmp_path_factory.mktemp("inventory"))
+def inventory(served_site) -> Path:
+    return served_site.inventory
 
 
 @pytest.fixture(scope="module")
-def airgapped(sandbox_state, inventory, host1):
-    """The host cut off, then the full stack converged twice from the bundle alone."""
-    from llmrack.bundle import build_bundle_for_tier
-    from llmrack.config import load_tier
-
-    bundle = PROJECT / ".llmrack" / "bundle"  # the default bundle path; the builder is incremental
-    build_bundle_for_tier(load_tier("sandbox", PROJECT), bundle, project_dir=PROJECT)
-    env = {**sandbox_env(sandbox_state), "LLMRACK_BUNDLE": str(bundle)}
-    cut = cut_outbound(sandbox_state, "host1")
-    first = run_pyinfra(inventory, PROJECT / "deploys" / "full_stack.py", env=env, timeout=1500)
-    second = run_pyinfra(inventory, PROJECT / "deploys" / "full_stack.py", env=env, timeout=900) if first.ok else None
-    return SimpleNamespace(env=env, cut=cut, first=first, second=second,
+def airgapped(served_site, host1):
+    """The host cut off, then the full stack converged twice from the bundle alone (served_site.py)."""
+    return SimpleNamespace(**vars(served_site),
                            sites=host1.run("apt-get indextargets --format '$(SITE)'").stdout.split())
 
 
@@ -248,13 +222,13 @@ def _broken_inventory(tmp_path: Path, data_path: str) -> Path:
     inv.write_text(
         "import runpy\n"
         f"_base = runpy.run_path({str(SANDBOX_INVENTORY)!r})\n"
-        f"sandbox = [(n, {{**d, 'overrides': {over!r}}}) for n, d in _base['sandbox']]\n"
+        f"sandbox = [(n, {{**d, 'overrides': {over!r}}}) for n, d in _base['sandbox'] if n == 'host1']\n"
     )
     return inv
 
 
 def test_verify_reports_a_broken_host(deployed, inventory, infra_hosts, tmp_path):
-    host = next(iter(infra_hosts.values()))
+    host = infra_hosts["host1"]
     mnt = "/mnt/llmrack-acc-tiny"
     assert host.run(f"mkdir -p {mnt} && mount -t tmpfs -o size=4m llmrack-acc-tiny {mnt}").rc == 0
     try:
