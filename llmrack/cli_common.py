@@ -1,11 +1,15 @@
-"""What every command module of the CLI shares: the consoles, the --project option, the error message.
+"""What every command module of the CLI shares: the consoles, the --project option, the error handling.
 
-Bad input of any kind exits 2 with one message naming the file and field; no traceback, no host touched.
+Bad input of any kind exits 2 with one message naming the file and field; no traceback, no host touched
+(:class:`ProjectErrors`, for every command). Work on a host that failed exits 1 with one line
+(:func:`host_failures`).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -42,6 +46,19 @@ class ProjectErrors(TyperGroup):
             return super().invoke(ctx)
         except LlmrackError as exc:
             raise fail(exc) from None
+
+
+@contextmanager
+def host_failures() -> Iterator[None]:
+    """Work on the hosts that failed (a runner's RuntimeError: a converge, a restic run, a gate) becomes one red
+    line and exit 1; bad input (LlmrackError) goes on to :class:`ProjectErrors` (exit 2)."""
+    try:
+        yield
+    except LlmrackError:
+        raise
+    except RuntimeError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
 
 
 def check_out_path(path: Path | None, option: str, *, directory: bool = False) -> None:

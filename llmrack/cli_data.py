@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from llmrack.cli_common import ProjectOpt, err, fail, out
+from llmrack.cli_common import ProjectOpt, err, host_failures, out
 from llmrack.cli_migrate import migrate
 from llmrack.cli_rollout import rollout
 from llmrack.errors import LlmrackError
@@ -32,24 +32,18 @@ def backup(
     """Back the stack up now (vector store dump, configs, TLS, secrets) and print what was saved."""
     from llmrack import rebuild
 
-    try:
-        inv = _inventory(inventory, project)
-        targets = [rebuild.host_of(inv, host)] if host else [
-            s for s in inv.hosts if s.has_role("gateway") or s.has_role("inference")]
-        if not targets:
-            raise LlmrackError("no host with the gateway or inference role", source=str(inventory), field="roles")
-        for spec in targets:
-            if not spec.profile.backup.enabled:
-                raise LlmrackError(f"backups are disabled for {spec.name}", field="backup.enabled")
-    except LlmrackError as exc:
-        raise fail(exc) from None
+    inv = _inventory(inventory, project)
+    targets = [rebuild.host_of(inv, host)] if host else [
+        s for s in inv.hosts if s.has_role("gateway") or s.has_role("inference")]
+    if not targets:
+        raise LlmrackError("no host with the gateway or inference role", source=str(inventory), field="roles")
+    for spec in targets:
+        if not spec.profile.backup.enabled:
+            raise LlmrackError(f"backups are disabled for {spec.name}", field="backup.enabled")
     status = 0
     for spec in targets:
-        try:
+        with host_failures():
             rebuild.converge(inventory, Path(inv.project_dir), "backup", spec.name, log=err.print)
-        except RuntimeError as exc:
-            err.print(f"[bold red]error:[/] {exc}")
-            raise typer.Exit(1) from None
         run, text, rc = rebuild.run_backup(spec)
         if rc != 0 or run is None:
             err.print(text[-4000:], highlight=False, markup=False)
@@ -87,14 +81,9 @@ def restore(
     """Put a snapshot back: stop the writers, restore, check row/point counts against its manifest, restart."""
     from llmrack import rebuild
 
-    try:
-        _inv, spec = _host_spec(inventory, host, snapshot, project)
+    _inv, spec = _host_spec(inventory, host, snapshot, project)
+    with host_failures():
         chosen = rebuild.pick_snapshot(rebuild.snapshots(spec), snapshot, spec.name)
-    except LlmrackError as exc:
-        raise fail(exc) from None
-    except RuntimeError as exc:
-        err.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(1) from None
     stack = spec.profile.stack
     out.print(f"plan for {spec.name}: stop the gateway and embeddings, replace the {stack.vector_store.kind} data "
               f"with snapshot {chosen}{' and the host-side secrets' if with_secrets else ''}, check counts, "
@@ -125,21 +114,13 @@ def rebuild_cmd(
     """A replaced or reinstalled server: converge from bare, restore the latest snapshot, verify (phases timed)."""
     from llmrack import rebuild
 
-    try:
-        inv, spec = _host_spec(inventory, host, snapshot, project)
-    except LlmrackError as exc:
-        raise fail(exc) from None
+    inv, spec = _host_spec(inventory, host, snapshot, project)
     out.print(f"plan for {spec.name}: converge from bare, replace its vector store and host-side secrets with "
               f"snapshot {snapshot or 'latest'} from {spec.profile.backup.repository}, verify.", highlight=False)
     if not yes and not typer.confirm("Rebuild?", default=False):
         raise typer.Exit(1)
-    try:
+    with host_failures():
         phases = rebuild.rebuild(inventory, inv, host, snapshot=snapshot, log=err.print)
-    except LlmrackError as exc:
-        raise fail(exc) from None
-    except RuntimeError as exc:
-        err.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(1) from None
     for phase, seconds in phases.items():
         out.print(f"  {phase}: {seconds:.1f} s", highlight=False)
     out.print(f"{spec.name}: rebuilt and verified in {sum(phases.values()):.1f} s", highlight=False)

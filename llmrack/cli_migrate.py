@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from llmrack.cli_common import ProjectOpt, err, fail, out
+from llmrack.cli_common import ProjectOpt, err, host_failures, out
 from llmrack.errors import LlmrackError
 from llmrack.validate import load_inventory as _inventory
 
@@ -63,19 +63,14 @@ def migrate(
     rows counted before/after, golden prompts, rollback on a failed check)."""
     from llmrack import migrate_run
 
-    try:
-        inv = _inventory(inventory, project)
+    inv = _inventory(inventory, project)
+    with host_failures():
         plan = plan_migration(inventory, inv, host, to, from_host, to_host)
-    except LlmrackError as exc:
-        raise fail(exc) from None
-    except RuntimeError as exc:
-        err.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(1) from None
     for line in plan.lines():
         out.print(line, highlight=False, markup=False)
     if not yes and not typer.confirm("Migrate?", default=False):
         raise typer.Exit(1)
-    try:
+    with host_failures():
         if plan.kind == "in place":
             figures = migrate_run.in_place(inventory, inv, plan.source, plan.target, log=err.print)
             out.print(f"{plan.source} runs tier {plan.target}: set `tier: {plan.target}` for {plan.source} in "
@@ -86,10 +81,5 @@ def migrate(
             out.print(f"{plan.target} serves {plan.source}'s data and keys; point clients at {plan.target}, then "
                       f"take {plan.source} out of {inventory} (its writers stay stopped)", highlight=False,
                       markup=False)
-    except LlmrackError as exc:
-        raise fail(exc) from None
-    except RuntimeError as exc:
-        err.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(1) from None
     for key, value in figures.items():
         out.print(f"  {key}: {value}", highlight=False)

@@ -11,8 +11,7 @@ from typing import Annotated
 
 import typer
 
-from llmrack.cli_common import ProjectOpt, err, fail, out
-from llmrack.errors import LlmrackError
+from llmrack.cli_common import ProjectOpt, err, host_failures, out
 from llmrack.validate import load_inventory as _inventory
 
 
@@ -25,21 +24,13 @@ def rollout(
     listed, golden prompts), back in; a failed gate puts the node's previous configuration back and stops."""
     from llmrack import rollout as ro
 
-    try:
-        inv = _inventory(inventory, project)
-        plan = ro.plan_rollout(inv)
-    except LlmrackError as exc:
-        raise fail(exc) from None
+    inv = _inventory(inventory, project)
+    plan = ro.plan_rollout(inv)
     for line in plan.lines():
         out.print(line, highlight=False, markup=False)
     if not yes and not typer.confirm("Roll out?", default=False):
         raise typer.Exit(1)
-    try:
+    with host_failures():
         figures = ro.rollout(inventory, inv, plan, log=lambda m: err.print(m, highlight=False, markup=False))
-    except LlmrackError as exc:
-        raise fail(exc) from None
-    except RuntimeError as exc:
-        err.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(1) from None
     for name, values in figures.items():
         out.print(f"  {name}: " + ", ".join(f"{k} {v}" for k, v in values.items()), highlight=False)
