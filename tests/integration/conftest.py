@@ -13,17 +13,35 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from harness import Sandbox, testinfra_hosts
+from harness import Sandbox, build_lock, testinfra_hosts
 from served_site import build_site
 
 from llmrack import sandbox as sbx
 from llmrack.sandbox import SandboxState
 
+# The test command runs the integration modules in two lanes side by side (pytest-xdist, ``--dist loadgroup``),
+# each lane its modules in this order: the data-safety sandboxes and the served site in one, the other sandboxes
+# in the other (about as long). The first lane's first module builds the images and the bundle; the second
+# starts with modules that need neither. A module not named here joins the second lane at its end.
+LANES = {
+    "site": ["test_data_safety", "test_stack", "test_verify"],
+    "hosts": ["test_base_docker", "test_hardening_host", "test_nvidia_driver_debian", "test_security_host",
+              "test_cluster", "test_images", "test_monitoring", "test_reboot_airgap"],
+}
+_ORDER = {m: (lane, i) for lane, mods in LANES.items() for i, m in enumerate(mods)}
+
+
+def _lane(item: pytest.Item) -> tuple[str, int]:
+    return _ORDER.get(item.module.__name__.rsplit(".", 1)[-1], ("hosts", len(LANES["hosts"])))
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if "tests/integration/" in str(item.fspath).replace(os.sep, "/"):
-            item.add_marker(pytest.mark.integration)
+    integration = [i for i in items if "tests/integration/" in str(i.fspath).replace(os.sep, "/")]
+    for item in integration:
+        item.add_marker(pytest.mark.integration)
+        item.add_marker(pytest.mark.xdist_group(_lane(item)[0]))
+    rank = {id(i): (1, *_lane(i)) for i in integration}
+    items.sort(key=lambda i: rank.get(id(i), (0, "", 0)))  # stable: unit tests first, as collected
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +51,8 @@ def docker_engine_ready() -> None:
             pytest.fail("no Docker engine answers and this is not root, so none can be started: run the tests as "
                         "root (bash scripts/test.sh starts dockerd) or start dockerd first")
         sbx.ensure_engine(log=lambda msg: None)
-    sbx.build_host_image(log=lambda msg: None)
+    with build_lock():
+        sbx.build_host_image(log=lambda msg: None)
 
 
 @pytest.fixture(scope="module")

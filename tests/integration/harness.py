@@ -1,16 +1,21 @@
 """Integration harness: sandbox hosts, pyinfra runs parsed from ``--json``, testinfra hosts over SSH.
 
 Used by tests/integration and bench/. Nothing here calls deploy code: pyinfra runs as a subprocess, exactly
-as a user runs it, and verification goes through testinfra over real SSH.
+as a user runs it, and verification goes through testinfra over real SSH. The test command runs the integration
+modules in two lanes side by side (conftest.py); what the lanes share on this machine (the sandbox host image,
+the service images, the offline bundle and the caches under .llmrack) is built under :func:`build_lock`.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +26,31 @@ from llmrack.sandbox import SandboxState
 PROJECT = Path(__file__).resolve().parents[2]
 PYINFRA = Path(sys.executable).parent / "pyinfra"
 SANDBOX_INVENTORY = PROJECT / "inventories" / "sandbox.py"
+BUNDLE = PROJECT / ".llmrack" / "bundle"  # the default bundle path; the builder is incremental
+
+
+@contextmanager
+def build_lock() -> Iterator[None]:
+    """One builder at a time on this machine (between the test lanes and any other process of this project)."""
+    path = PROJECT / ".llmrack" / "build.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def sandbox_bundle() -> Path:
+    """The sandbox tier's offline bundle (stack and monitoring images, tiny model, APT repository, compose .deb),
+    brought up to date under :func:`build_lock`."""
+    from llmrack.bundle import build_bundle_for_tier
+    from llmrack.config import load_tier
+
+    with build_lock():
+        build_bundle_for_tier(load_tier("sandbox", PROJECT), BUNDLE, project_dir=PROJECT, log=lambda msg: None)
+    return BUNDLE
 
 
 @dataclass

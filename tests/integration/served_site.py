@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
-from harness import PROJECT, SANDBOX_INVENTORY, run_pyinfra, sandbox_env
+from harness import PROJECT, SANDBOX_INVENTORY, run_pyinfra, sandbox_bundle, sandbox_env
 from netcut import cut_outbound
 
 FULL = PROJECT / "deploys" / "full_stack.py"
@@ -43,12 +43,9 @@ def site_inventory(directory: Path) -> Path:
 
 def build_site(state, directory: Path) -> SimpleNamespace:
     """Cut host1 off, then converge the full stack on it twice from the bundle alone."""
-    from llmrack.bundle import build_bundle_for_tier
-    from llmrack.config import load_tier
     from llmrack.images import IMAGES, image_id
 
-    bundle = PROJECT / ".llmrack" / "bundle"  # the default bundle path; the builder is incremental
-    build_bundle_for_tier(load_tier("sandbox", PROJECT), bundle, project_dir=PROJECT)
+    bundle = sandbox_bundle()
     assert all(image_id(IMAGES[n].ref) for n in NEEDED)
     inventory = site_inventory(directory)
     env = {**sandbox_env(state), "LLMRACK_BUNDLE": str(bundle)}

@@ -29,7 +29,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from harness import PROJECT, SANDBOX_INVENTORY, assert_converged, assert_no_changes, run_pyinfra, sandbox_env
+from harness import (
+    PROJECT,
+    SANDBOX_INVENTORY,
+    assert_converged,
+    assert_no_changes,
+    run_pyinfra,
+    sandbox_bundle,
+    sandbox_env,
+)
 from portscan import scan
 
 SANDBOX_HOSTS = 5
@@ -52,11 +60,7 @@ def ssh(state, name: str, command: str, timeout: int = 120) -> str:
 
 @pytest.fixture(scope="module")
 def cluster(sandbox_state, tmp_path_factory):
-    from llmrack.bundle import build_bundle_for_tier
-    from llmrack.config import load_tier
-
-    bundle = PROJECT / ".llmrack" / "bundle"  # the default bundle path; the builder is incremental
-    build_bundle_for_tier(load_tier("sandbox", PROJECT), bundle, project_dir=PROJECT, log=lambda msg: None)
+    bundle = sandbox_bundle()
     secrets = tmp_path_factory.mktemp("cluster-secrets")
     env = {**sandbox_env(sandbox_state), "LLMRACK_BUNDLE": str(bundle), "LLMRACK_SANDBOX_ROLES": CLUSTER,
            "LLMRACK_SECRETS_DIR": str(secrets), "LLMRACK_SANDBOX_OVERRIDES": json.dumps(SLOW)}

@@ -20,7 +20,16 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from harness import PROJECT, SANDBOX_INVENTORY, Sandbox, assert_converged, assert_no_changes, run_pyinfra, sandbox_env
+from harness import (
+    PROJECT,
+    SANDBOX_INVENTORY,
+    Sandbox,
+    assert_converged,
+    assert_no_changes,
+    run_pyinfra,
+    sandbox_bundle,
+    sandbox_env,
+)
 
 from llmrack import sandbox
 from llmrack.secrets import AdminSecrets
@@ -66,12 +75,7 @@ def cli(env: dict[str, str], *args: str, timeout: int = 900) -> subprocess.Compl
 
 @pytest.fixture(scope="module")
 def bundle() -> Path:
-    from llmrack.bundle import build_bundle_for_tier
-    from llmrack.config import load_tier
-
-    out = PROJECT / ".llmrack" / "bundle"
-    build_bundle_for_tier(load_tier("sandbox", PROJECT), out, project_dir=PROJECT)
-    return out
+    return sandbox_bundle()
 
 
 @pytest.fixture(scope="module")

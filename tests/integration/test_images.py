@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from harness import build_lock
 
 from llmrack.images import IMAGES, build_images, cache_dir, image_labels, is_current
 from llmrack.tinymodel import build_tiny_model
@@ -144,7 +145,8 @@ def _wait_healthy(container: Container, timeout: float) -> float:
 
 @pytest.fixture(scope="module")
 def images() -> dict[str, str]:
-    refs = build_images(["vllm-cpu", "nginx", "pgvector", "embed"], log=print)
+    with build_lock():
+        refs = build_images(["vllm-cpu", "nginx", "pgvector", "embed"], log=print)
     for name in refs:
         assert is_current(name), f"{name} should be up to date right after its build"
     return refs
@@ -168,7 +170,8 @@ def test_images_are_labelled_and_a_rebuild_is_a_no_op(images):
 
 @pytest.fixture(scope="module")
 def vllm(images) -> Iterator[tuple[str, Container, float]]:
-    model_dir = build_tiny_model(cache_dir() / "models" / MODEL_NAME)
+    with build_lock():
+        model_dir = build_tiny_model(cache_dir() / "models" / MODEL_NAME)
     port = _free_port()
     c = Container(
         images["vllm-cpu"],

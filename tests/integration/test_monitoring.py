@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from harness import build_lock
 
 from llmrack.monitoring.dashboards import panel_queries
 from llmrack.monitoring.example import example_inventory
@@ -83,9 +84,10 @@ def cleanup() -> None:
 def stack() -> Iterator[dict[str, object]]:
     if shutil.which("docker") is None or docker("info", check=False).returncode != 0:
         pytest.fail("no Docker engine answers: the monitoring integration test needs one")
-    images = build_monitoring_images(log=lambda m: None,
-                                     names=["prometheus", "alertmanager", "node-exporter", "nginx-exporter",
-                                            "postgres-exporter", "alert-relay"])
+    with build_lock():
+        images = build_monitoring_images(log=lambda m: None,
+                                         names=["prometheus", "alertmanager", "node-exporter", "nginx-exporter",
+                                                "postgres-exporter", "alert-relay"])
     cleanup()
     mon = MonitoringSettings.model_validate({
         "grafana": False, "dcgm_exporter": False, "retention_time": "1d", "retention_size": "1GB",

@@ -20,7 +20,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from harness import PROJECT, SANDBOX_INVENTORY, assert_no_changes, container, run_pyinfra, sandbox_env
+from harness import PROJECT, SANDBOX_INVENTORY, assert_no_changes, build_lock, container, run_pyinfra, sandbox_env
 
 pytestmark = pytest.mark.integration
 SANDBOX_HOSTS = 2
@@ -65,9 +65,10 @@ def bundle(tmp_path_factory) -> Path:
     from llmrack.images import cache_dir, debian_mirror
 
     out = tmp_path_factory.mktemp("bundle")
-    deb = fetch_compose_deb(cache_dir() / "debs", log=lambda m: None)
-    apt = build_apt_repo(out, codename="bookworm", mirror=debian_mirror(), extra_debs=[deb], log=lambda m: None,
-                         packages=tier_apt_packages(load_tier("sandbox", PROJECT)))
+    with build_lock():  # the shared .deb caches
+        deb = fetch_compose_deb(cache_dir() / "debs", log=lambda m: None)
+        apt = build_apt_repo(out, codename="bookworm", mirror=debian_mirror(), extra_debs=[deb], log=lambda m: None,
+                             packages=tier_apt_packages(load_tier("sandbox", PROJECT)))
     build_bundle(out, images=[], model_dirs={}, debs=[deb], apt={"bookworm": apt}, log=lambda m: None)
     return out
 
