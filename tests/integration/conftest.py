@@ -19,29 +19,40 @@ from served_site import build_site
 from llmrack import sandbox as sbx
 from llmrack.sandbox import SandboxState
 
-# The test command runs the integration modules in two lanes side by side (pytest-xdist, ``--dist loadgroup``),
-# each lane its modules in this order: the data-safety sandboxes and the served site in one, the other sandboxes
-# in the other (about as long). The first lane's first module builds the images and the bundle; the second
-# starts with modules that need neither. A module not named here joins the second lane at its end.
+# The test command runs the integration modules in two lanes side by side (``--lane NAME``: two pytest
+# processes), each lane its modules in this order: the data-safety sandboxes and the served site in one, the other
+# sandboxes in the other (about as long). The first lane's first module builds the images and the bundle; the
+# second starts with modules that need neither. A module not named here joins the second lane at its end.
+# Without ``--lane`` every module runs, one lane after the other.
 LANES = {
-    "site": ["test_data_safety", "test_stack", "test_verify"],
     "hosts": ["test_base_docker", "test_hardening_host", "test_nvidia_driver_debian", "test_security_host",
               "test_cluster", "test_images", "test_monitoring", "test_reboot_airgap"],
+    "site": ["test_data_safety", "test_stack", "test_verify"],
 }
-_ORDER = {m: (lane, i) for lane, mods in LANES.items() for i, m in enumerate(mods)}
+_ORDER = {m: (i, j) for i, mods in enumerate(LANES.values()) for j, m in enumerate(mods)}
 
 
-def _lane(item: pytest.Item) -> tuple[str, int]:
-    return _ORDER.get(item.module.__name__.rsplit(".", 1)[-1], ("hosts", len(LANES["hosts"])))
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--lane", choices=sorted(LANES), help="run only this lane's integration modules")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def _rank(item: pytest.Item) -> tuple[int, int]:
+    return _ORDER.get(item.module.__name__.rsplit(".", 1)[-1], (0, len(LANES["hosts"])))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     integration = [i for i in items if "tests/integration/" in str(i.fspath).replace(os.sep, "/")]
     for item in integration:
         item.add_marker(pytest.mark.integration)
-        item.add_marker(pytest.mark.xdist_group(_lane(item)[0]))
-    rank = {id(i): (1, *_lane(i)) for i in integration}
-    items.sort(key=lambda i: rank.get(id(i), (0, "", 0)))  # stable: unit tests first, as collected
+    rank = {id(i): (1, *_rank(i)) for i in integration}
+    items.sort(key=lambda i: rank.get(id(i), (0, 0, 0)))  # stable: unit tests first, as collected
+    lane = config.getoption("--lane")
+    if lane:
+        wanted = list(LANES).index(lane)
+        dropped = [i for i in integration if _rank(i)[0] != wanted]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = [i for i in items if id(i) not in {id(d) for d in dropped}]
 
 
 @pytest.fixture(scope="session")
