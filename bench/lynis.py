@@ -23,22 +23,7 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT / "tests" / "integration"))
 
-from harness import Sandbox, container, run_pyinfra  # noqa: E402
-
-INVENTORY = '''
-from llmrack.sandbox import SandboxState
-
-_state = SandboxState.load({state_dir!r})
-sandbox = [
-    (h.name, {{
-        "tier": "sandbox", "address": h.address, "roles": ["inference", "gateway", "monitoring"],
-        "ssh_hostname": "127.0.0.1", "ssh_port": h.ssh_port, "ssh_user": "deploy", "_sudo": True,
-        "ssh_key": h.key_path, "ssh_strict_host_key_checking": "no", "ssh_known_hosts_file": "/dev/null",
-    }})
-    for h in _state.hosts
-]
-'''
-
+from harness import Sandbox, container, deploy_user_inventory, run_pyinfra  # noqa: E402
 
 # Lynis suggestions and warnings llmrack knowingly leaves, with the reason (the implemented ones are
 # operations of roles/host_security.py and roles/hardening.py, each verified by a control)
@@ -119,7 +104,7 @@ def main() -> int:
         version = out.decode().strip().splitlines()[-1]
         before = audit(state)
         inventory = Path(tmp) / "inventory_lynis.py"
-        inventory.write_text(INVENTORY.format(state_dir=state.state_dir))
+        inventory.write_text(deploy_user_inventory(state))
         t0 = time.monotonic()
         for deploy in (args.deploy, "deploys/hardening.py"):
             result = run_pyinfra(inventory, PROJECT / deploy)

@@ -17,6 +17,7 @@ lane() {  # lane NAME: its integration modules, its own temporary directory
 }
 lane site "$@" > "$logs/site.log" 2>&1 &
 site=$!
+trap 'kill "$site" 2>/dev/null' INT TERM  # an interrupted run stops both lanes
 echo "llmrack: integration lane 'site' runs alongside (its report follows this one; live: $logs/site.log)"
 hosts_rc=0; lane hosts "$@" || hosts_rc=$?
 site_rc=0; wait "$site" || site_rc=$?

@@ -3,19 +3,16 @@
 Used by tests/integration and bench/. Nothing here calls deploy code: pyinfra runs as a subprocess, exactly
 as a user runs it, and verification goes through testinfra over real SSH. The test command runs the integration
 modules in two lanes side by side (conftest.py); what the lanes share on this machine (the sandbox host image,
-the service images, the offline bundle and the caches under .llmrack) is built under :func:`build_lock`.
+the service images, the offline bundle, the download caches) is built under :func:`build_lock`.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,17 +26,11 @@ SANDBOX_INVENTORY = PROJECT / "inventories" / "sandbox.py"
 BUNDLE = PROJECT / ".llmrack" / "bundle"  # the default bundle path; the builder is incremental
 
 
-@contextmanager
-def build_lock() -> Iterator[None]:
-    """One builder at a time on this machine (between the test lanes and any other process of this project)."""
-    path = PROJECT / ".llmrack" / "build.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+def build_lock():  # noqa: ANN201 - a context manager
+    """One builder at a time on this machine: the test lanes wait for each other (the project's cache lock)."""
+    from llmrack.images import cache_lock
+
+    return cache_lock("test-lanes")
 
 
 def sandbox_bundle() -> Path:
@@ -159,6 +150,27 @@ def assert_converged(result: PyinfraResult) -> None:
 def sandbox_env(state: SandboxState) -> dict[str, str]:
     """Environment pointing inventories/sandbox.py at this sandbox."""
     return {"LLMRACK_SANDBOX_DIR": state.state_dir}
+
+
+_DEPLOY_USER_INVENTORY = '''
+from llmrack.sandbox import SandboxState
+
+_state = SandboxState.load({state_dir!r})
+sandbox = [
+    (h.name, {{
+        "tier": "sandbox", "address": h.address, "roles": ["inference", "gateway", "monitoring"],
+        "ssh_hostname": "127.0.0.1", "ssh_port": h.ssh_port, "ssh_user": "deploy", "_sudo": True,
+        "ssh_key": h.key_path, "ssh_strict_host_key_checking": "no", "ssh_known_hosts_file": "/dev/null",
+    }})
+    for h in _state.hosts
+]
+'''
+
+
+def deploy_user_inventory(state: SandboxState) -> str:
+    """An inventory of ``state``'s hosts reached as the ``deploy`` user with sudo (root's login refused once the
+    security role has run), for the host-security test and its Lynis benchmark."""
+    return _DEPLOY_USER_INVENTORY.format(state_dir=state.state_dir)
 
 
 def testinfra_hosts(state: SandboxState) -> dict[str, Any]:

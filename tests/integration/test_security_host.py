@@ -20,25 +20,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from harness import PROJECT, PYINFRA, assert_converged, assert_no_changes, container, run_pyinfra
+from harness import PROJECT, PYINFRA, assert_converged, assert_no_changes, container, deploy_user_inventory, run_pyinfra
 
 SANDBOX_HOSTS = 1
 HARDENING = PROJECT / "deploys" / "hardening.py"
 LLMRACK = PYINFRA.parent / "llmrack"
-
-INVENTORY = '''
-from llmrack.sandbox import SandboxState
-
-_state = SandboxState.load({state_dir!r})
-sandbox = [
-    (h.name, {{
-        "tier": "sandbox", "address": h.address, "roles": ["inference", "gateway", "monitoring"],
-        "ssh_hostname": "127.0.0.1", "ssh_port": h.ssh_port, "ssh_user": "deploy", "_sudo": True,
-        "ssh_key": h.key_path, "ssh_strict_host_key_checking": "no", "ssh_known_hosts_file": "/dev/null",
-    }})
-    for h in _state.hosts
-]
-'''
 
 # family -> (command that undoes one setting on the host, the control that must then fail)
 UNDO = {
@@ -96,7 +82,7 @@ def runs(sandbox_state, tmp_path_factory: pytest.TempPathFactory) -> SimpleNames
     exec_in(sandbox_state, ALICE)
     tmp = tmp_path_factory.mktemp("sec")
     inventory = tmp / "inventory_security.py"
-    inventory.write_text(INVENTORY.format(state_dir=sandbox_state.state_dir))
+    inventory.write_text(deploy_user_inventory(sandbox_state))
     first = run_pyinfra(inventory, HARDENING)
     second = run_pyinfra(inventory, HARDENING)
     controls = verify(inventory, tmp / "before", "security")
