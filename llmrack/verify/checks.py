@@ -2,7 +2,7 @@
 
 Each check proves one line of seed 000's 验收测试清单 (or a line llmrack adds: gateway, time, security),
 reads its thresholds from the tier (``profile.hardware``, ``profile.acceptance``) and returns an ``Outcome``
-whose status is one of pass / fail / not_applicable / manual / error, defined in ``llmrack.verify.result``.
+whose status is one of pass / fail / not_applicable / manual / error, defined in ``llmrack.verify.outcome``.
 
 This module is the one place that loads every check module (so that they register) and re-exports the
 names other code uses. The checks live by concern: ``checks_software``, ``checks_hardware``,

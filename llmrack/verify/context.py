@@ -17,7 +17,7 @@ from typing import Any
 from llmrack import httpclient
 from llmrack.config import HostSpec, Inventory
 from llmrack.secrets import AdminSecrets
-from llmrack.verify.result import Outcome, expected_absent
+from llmrack.verify.outcome import Outcome, expected_absent
 
 
 class CommandFailed(Exception):

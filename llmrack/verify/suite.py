@@ -3,7 +3,7 @@
 ``verify()`` returns a ``VerifyResult``; its ``exit_code`` is 0 when no check failed or broke (every line
 passed, is not applicable with its reason, or is left to a person with ``manual`` and its procedure), 1 when a
 check failed (measured outside its threshold, or expected by the inventory and not deployed) or broke, 2 when a
-host could not be reached at all. The statuses are defined in ``llmrack.verify.result``.
+host could not be reached at all. The statuses are defined in ``llmrack.verify.outcome``.
 """
 
 from __future__ import annotations
@@ -14,12 +14,10 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmrack import __version__ as LLMRACK_VERSION
-from llmrack.checkresult import CheckResult, jsonable
+from llmrack.checkresult import CheckResult
 from llmrack.config import HostSpec, Inventory, load_tier
 from llmrack.errors import LlmrackError
 from llmrack.secrets import AdminSecrets
@@ -27,89 +25,9 @@ from llmrack.tls import trust_anchor
 from llmrack.verify.checklist import collect_burnin
 from llmrack.verify.checks import CheckContext, CommandFailed, Outcome, select
 from llmrack.verify.report import write_reports
-from llmrack.verify.result import FAILING, STATUSES
+from llmrack.verify.verdict import HostResult, VerifyResult
 
 Log = Callable[[str], Any]
-
-
-@dataclass
-class HostResult:
-    name: str
-    address: str
-    tier: str
-    roles: list[str]
-    reachable: bool
-    connection: str
-    error: str = ""
-    checks: list[CheckResult] = field(default_factory=list)
-    bench: dict[str, Any] | None = None
-    burnin: dict[str, Any] | None = None
-    duration_s: float = 0.0
-
-    def counts(self) -> dict[str, int]:
-        out = dict.fromkeys(STATUSES, 0)
-        for c in self.checks:
-            out[c.status] += 1
-        return out
-
-    @property
-    def status(self) -> str:
-        if not self.reachable:
-            return "unreachable"
-        return "fail" if any(c.status in FAILING for c in self.checks) else "pass"
-
-
-@dataclass
-class VerifyResult:
-    inventory: str
-    hosts: list[HostResult]
-    started_at: float
-    duration_s: float
-    only: list[str] | None = None
-    local: bool = False
-    report_files: list[str] = field(default_factory=list)
-
-    @property
-    def exit_code(self) -> int:
-        if any(not h.reachable for h in self.hosts):
-            return 2
-        if any(h.status == "fail" for h in self.hosts):
-            return 1
-        return 0
-
-    def summary(self) -> dict[str, Any]:
-        totals = dict.fromkeys(STATUSES, 0)
-        for h in self.hosts:
-            for k, v in h.counts().items():
-                totals[k] += v
-        return {
-            "hosts": len(self.hosts), "hosts_passed": sum(h.status == "pass" for h in self.hosts),
-            "hosts_unreachable": sum(not h.reachable for h in self.hosts), "checks": sum(totals.values()),
-            **totals, "exit_code": self.exit_code,
-            "verdict": {0: "pass", 1: "fail", 2: "incomplete"}[self.exit_code],
-        }
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "schema_version": 2,
-            "tool": {"name": "llmrack", "version": LLMRACK_VERSION},
-            "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started_at + self.duration_s)),
-            "inventory": self.inventory,
-            "only": self.only,
-            "local": self.local,
-            "duration_s": round(self.duration_s, 2),
-            "summary": self.summary(),
-            "hosts": [
-                {
-                    "name": h.name, "address": h.address, "tier": h.tier, "roles": h.roles,
-                    "reachable": h.reachable, "connection": h.connection, "error": h.error,
-                    "status": h.status, "summary": h.counts(), "duration_s": round(h.duration_s, 2),
-                    "checks": [c.to_dict() for c in h.checks],
-                    "bench": jsonable(h.bench), "burnin": jsonable(h.burnin),
-                }
-                for h in self.hosts
-            ],
-        }
 
 
 # -------------------------------------------------------------------------------------------------- hosts
