@@ -35,6 +35,7 @@ from llmrack.config import HostSpec, Inventory, find_project_dir
 from llmrack.deploy_input import deploy_specs, exit_on_bad_input, inventory_path_from_argv
 from llmrack.errors import LlmrackError
 from llmrack.exposure import service_openings
+from llmrack.ops import FollowUp
 from llmrack.packages import debian_driver_packages
 from llmrack.stack.compose import StackPaths
 from llmrack.stack.facts import HostSecretFiles
@@ -230,18 +231,18 @@ def stack(run: Run) -> None:
             logger.warning(f"{spec.name}: {line}")
         hs = host_stack(spec, run.specs, run.project)
     st = hs.stack
-    changes = []
+    reload = FollowUp("stack-reload", "the stack's reload (up --wait)")
     if hs.bundle_dir is not None:
-        changes += offline_bundle(
+        reload.watch(*offline_bundle(
             hs.bundle_dir, remote_dir=st.bundle.remote_dir, models_dir=st.models_dir,
             models=[m.dir_name for m in st.models if m.source == "bundle"] if hs.inference else [],
             images=host_images(spec.profile, bundle_images(hs)) if st.image_source == "bundle" else [],
-        )
-    changes += llm_stack(st, compose=hs.compose, secrets=hs.secrets, inference=hs.inference,
-                         gateway=hs.gateway, local_model_paths=hs.local_model_paths)
+        ))
+    llm_stack(st, compose=hs.compose, secrets=hs.secrets, inference=hs.inference, gateway=hs.gateway,
+              local_model_paths=hs.local_model_paths, follow_up=reload)
     if hs.gateway and hs.context is not None:
         gateway(st, context=hs.context, secrets=hs.secrets, issued=_gateway_certificate(run, st))
-    activate_stack(changes, st)
+    activate_stack(reload, st)
 
 
 def _gateway_certificate(run: Run, st: Any) -> tuple[str, str] | None:

@@ -9,11 +9,10 @@ service itself and prints ``<directory>/last-run.log``). The scripts themselves 
 from __future__ import annotations
 
 from pyinfra.api import deploy
-from pyinfra.operations import apt, files, systemd
-from pyinfra.operations.util import any_changed
+from pyinfra.operations import apt, files, server, systemd
 
 from llmrack import backup as b
-from llmrack.ops import APT_RETRIES, put_text, render_template
+from llmrack.ops import APT_RETRIES, FollowUp, put_text, render_template
 from llmrack.packages import backup_packages
 from llmrack.settings.backup import BackupSettings
 from llmrack.settings.monitoring import MonitoringSettings
@@ -49,14 +48,11 @@ def backup(
     put_text(f"Write {b.PASSWORD_FILE} (owner only)", password + "\n", b.PASSWORD_FILE, mode="600")
     for script in (b.BACKUP_SCRIPT, b.RESTORE_SCRIPT):
         put_text(f"Write {script}", render_script(script), script, mode="755")
-    units = [
-        put_text(f"Write /etc/systemd/system/{b.SERVICE}", render_unit(b.SERVICE, timeout_s=6 * 3600),
-                 f"/etc/systemd/system/{b.SERVICE}", mode="644"),
-        put_text(f"Write /etc/systemd/system/{b.TIMER}", render_unit(b.TIMER, schedule=settings.schedule),
-                 f"/etc/systemd/system/{b.TIMER}", mode="644"),
-    ]
-    reload = systemd.daemon_reload(name="Reload systemd units after the backup units changed",
-                                   _if=any_changed(*units))
+    restart = FollowUp("backup-timer-restart", f"reloading the units and restarting {b.TIMER}")
+    restart.put(f"Write /etc/systemd/system/{b.SERVICE}", render_unit(b.SERVICE, timeout_s=6 * 3600),
+                f"/etc/systemd/system/{b.SERVICE}", mode="644")
+    restart.put(f"Write /etc/systemd/system/{b.TIMER}", render_unit(b.TIMER, schedule=settings.schedule),
+                f"/etc/systemd/system/{b.TIMER}", mode="644")
+    restart.run(server.shell, name=f"Reload systemd units and restart {b.TIMER} after the backup units changed",
+                commands=["systemctl daemon-reload", f"systemctl enable {b.TIMER}", f"systemctl restart {b.TIMER}"])
     systemd.service(name=f"Enable and start {b.TIMER}", service=b.TIMER, running=True, enabled=True)
-    systemd.service(name=f"Restart {b.TIMER} after its schedule changed", service=b.TIMER, restarted=True,
-                    _if=reload.did_change)

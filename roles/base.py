@@ -17,7 +17,7 @@ from pyinfra.operations import apt, files, server, systemd
 
 from llmrack.config import DataDisk
 from llmrack.facts.system import MaxOpenFilesCeiling, distribution_codename, distribution_id
-from llmrack.ops import APT_CACHE_MAX_AGE_S, APT_RETRIES, put_text, render_template
+from llmrack.ops import APT_CACHE_MAX_AGE_S, APT_RETRIES, FollowUp, put_text, render_template
 from llmrack.packages import base_packages
 from llmrack.settings.base import BaseSettings
 
@@ -124,13 +124,14 @@ def base(
     apt.update(name="Update the apt cache when older than a day", cache_time=APT_CACHE_MAX_AGE_S, **APT_RETRIES)
 
     # ---- chrony's configuration first, so its first start already has the right sources and policy
-    chrony_conf = put_text(
+    chrony_restart = FollowUp("chrony-restart", "chrony's restart")
+    chrony_restart.put(
         "Write /etc/chrony/chrony.conf",
         render_template("base", "/etc/chrony/chrony.conf", servers=settings.time.ntp_servers,
                         control_clock=settings.time.control_clock),
         "/etc/chrony/chrony.conf",
     )
-    chrony_default = put_text(
+    chrony_restart.put(
         "Write /etc/default/chrony",
         render_template("base", "/etc/default/chrony", control_clock=settings.time.control_clock),
         "/etc/default/chrony",
@@ -140,8 +141,8 @@ def base(
     apt.packages(name="Install the essential packages", packages=packages, no_recommends=True, **APT_RETRIES)
 
     systemd.service(name="Start and enable chrony", service="chrony", running=True, enabled=True)
-    systemd.service(name="Restart chrony after its configuration changed", service="chrony", restarted=True,
-                    _if=lambda: chrony_conf.did_change() or chrony_default.did_change())
+    chrony_restart.run(systemd.service, name="Restart chrony after its configuration changed", service="chrony",
+                       restarted=True)
 
     # ---- time zone (files only: timedatectl would also set the kernel's time zone)
     files.link(name=f"Link /etc/localtime to {settings.time.timezone}", path="/etc/localtime",
@@ -161,34 +162,36 @@ def base(
     # a limit above PID 1's hard limit would make every unit (and PAM logins) fail to start: cap it there
     ceiling = host.get_fact(MaxOpenFilesCeiling)
     nofile = min(settings.nofile_limit, ceiling) if ceiling else settings.nofile_limit
-    sysctl_file = put_text(
+    load_sysctl = FollowUp("sysctl-load", "loading /etc/sysctl.d/60-llmrack.conf", when=settings.apply_sysctl)
+    load_sysctl.put(
         "Write /etc/sysctl.d/60-llmrack.conf",
         render_template("base", "/etc/sysctl.d/60-llmrack.conf", sysctl=sorted(settings.sysctl.items())),
         "/etc/sysctl.d/60-llmrack.conf",
     )
-    if settings.apply_sysctl:
-        server.shell(name="Apply /etc/sysctl.d/60-llmrack.conf", commands=["sysctl -p /etc/sysctl.d/60-llmrack.conf"],
-                     _if=sysctl_file.did_change)
+    load_sysctl.run(server.shell, name="Apply /etc/sysctl.d/60-llmrack.conf",
+                    commands=["sysctl -p /etc/sysctl.d/60-llmrack.conf"])
     put_text(
         "Write /etc/security/limits.d/60-llmrack.conf",
         render_template("base", "/etc/security/limits.d/60-llmrack.conf", nofile=nofile),
         "/etc/security/limits.d/60-llmrack.conf",
     )
-    manager_limits = put_text(
+    reexec = FollowUp("systemd-reexec", "systemd's re-execution")
+    reexec.put(
         "Write /etc/systemd/system.conf.d/60-llmrack.conf",
         render_template("base", "/etc/systemd/system.conf.d/60-llmrack.conf", nofile=nofile),
         "/etc/systemd/system.conf.d/60-llmrack.conf",
     )
-    server.shell(name="Re-execute systemd to load its new default limits", commands=["systemctl daemon-reexec"],
-                 _if=manager_limits.did_change)
-    journald = put_text(
+    reexec.run(server.shell, name="Re-execute systemd to load its new default limits",
+               commands=["systemctl daemon-reexec"])
+    journald_restart = FollowUp("journald-restart", "journald's restart")
+    journald_restart.put(
         "Write /etc/systemd/journald.conf.d/60-llmrack.conf",
         render_template("base", "/etc/systemd/journald.conf.d/60-llmrack.conf",
                         max_use=settings.journald_max_use),
         "/etc/systemd/journald.conf.d/60-llmrack.conf",
     )
-    systemd.service(name="Restart journald after its configuration changed", service="systemd-journald",
-                    restarted=True, _if=journald.did_change)
+    journald_restart.run(systemd.service, name="Restart journald after its configuration changed",
+                         service="systemd-journald", restarted=True)
 
     # ---- data disk
     if data_disk is not None:

@@ -21,7 +21,7 @@ from llmrack.docker_daemon import DaemonConfig, dump_daemon_config, merge_daemon
 from llmrack.facts.docker import DAEMON_JSON, DockerDaemonJson, DockerdVersion, dockerd_supports_validate
 from llmrack.facts.system import distribution_codename, distribution_id
 from llmrack.manifest import deb_control
-from llmrack.ops import APT_RETRIES, install_checked, put_text, render_template
+from llmrack.ops import APT_RETRIES, FollowUp, install_checked, put_text, render_template
 from llmrack.packages import DOCKER_CE, docker_packages
 from llmrack.settings.docker import DockerSettings
 
@@ -102,12 +102,12 @@ def docker_engine(
     changed = merged != current["config"] or not current["exists"]
     files.directory(name="Create /etc/docker", path="/etc/docker", mode="755")
     dockerd = host.get_fact(DockerdVersion)
+    restart = FollowUp("docker-restart", "dockerd's restart")
     if changed and dockerd_supports_validate(dockerd):
-        # None: the host's file already has these bytes
-        daemon_json = install_checked(f"Write {DAEMON_JSON} checked by dockerd --validate", text, DAEMON_JSON,
-                                      "dockerd --validate --config-file={}")
+        install_checked(f"Write {DAEMON_JSON} checked by dockerd --validate", text, DAEMON_JSON,
+                        "dockerd --validate --config-file={}", follow_up=restart)
     else:
-        daemon_json = put_text(f"Write {DAEMON_JSON}", text, DAEMON_JSON)
+        restart.put(f"Write {DAEMON_JSON}", text, DAEMON_JSON)
 
     # ---- packages
     if settings.source == "distro":
@@ -120,8 +120,6 @@ def docker_engine(
 
     # ---- service
     systemd.service(name="Start and enable docker", service="docker", running=True, enabled=True)
-    if daemon_json is not None:
-        systemd.service(name="Restart docker after daemon.json changed", service="docker", restarted=True,
-                        _if=daemon_json.did_change)
+    restart.run(systemd.service, name="Restart docker after daemon.json changed", service="docker", restarted=True)
     for user in settings.admin_users:
         server.user(name=f"Add {user} to the docker group", user=user, groups=["docker"], append=True)

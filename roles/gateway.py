@@ -2,7 +2,8 @@
 
 Files are staged in ``<stack>/gateway.new/``; when the live directory differs from what the settings
 render, ``nginx -t`` runs inside the gateway image on the staged files (with the live TLS files), the staged
-files replace the live ones and a running gateway is reloaded (``nginx -s reload``, no restart). The TLS
+files replace the live ones and a running gateway is reloaded (``nginx -s reload``, no restart); the reload is
+owed on the host until it ran (``llmrack.ops.FollowUp``), so an interrupted run is finished by the next. The TLS
 certificate is the user's (uploaded) or one the project's CA on the admin machine issued (``llmrack.tls``),
 uploaded when the host has none: a certificate already on the host is never replaced.
 """
@@ -13,11 +14,10 @@ import shlex
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.files import File, Sha256File
+from pyinfra.facts.files import File
 from pyinfra.operations import files, server
-from pyinfra.operations.util import any_changed
 
-from llmrack.ops import put_text, sha256_text
+from llmrack.ops import FollowUp, SetFile, install_set
 from llmrack.settings.stack import StackSettings
 from llmrack.stack import compose as c
 from llmrack.stack import nginx as n
@@ -39,8 +39,8 @@ def check_command(stack: StackSettings, staging: str, tls: str) -> str:
 
 @deploy("Gateway")
 def gateway(stack: StackSettings, *, context: n.GatewayContext, secrets: StackSecrets,
-            issued: tuple[str, str] | None = None) -> list:
-    """Write, check and activate the gateway's configuration; returns the operations that changed TLS.
+            issued: tuple[str, str] | None = None) -> None:
+    """Write, check and activate the gateway's configuration.
 
     ``issued``: (certificate, key) PEM to install in self-signed mode when the host has no certificate yet."""
     paths = c.StackPaths.of(stack)
@@ -48,41 +48,26 @@ def gateway(stack: StackSettings, *, context: n.GatewayContext, secrets: StackSe
     for d, mode in ((staging, "750"), (live, "750"), (tls, "750")):
         files.directory(name=f"Create {d}", path=d, mode=mode)
 
-    # ---- TLS
+    # ---- TLS (a change of these files or of the configuration owes the running gateway a reload)
+    reload = FollowUp("gateway-reload", "the gateway's reload")
     t = stack.gateway.tls
-    tls_ops = []
     if t.mode == "provided":
-        tls_ops.append(files.put(name=f"Upload the TLS certificate {t.cert_file}", src=t.cert_file,
-                                 dest=f"{tls}/server.crt", mode="644"))
-        tls_ops.append(files.put(name="Upload the TLS private key", src=t.key_file, dest=f"{tls}/server.key",
-                                 mode="600"))
+        reload.put_file(f"Upload the TLS certificate {t.cert_file}", t.cert_file, f"{tls}/server.crt", mode="644")
+        reload.put_file("Upload the TLS private key", t.key_file, f"{tls}/server.key", mode="600")
     elif issued is not None and (host.get_fact(File, path=f"{tls}/server.crt") is None
                                  or host.get_fact(File, path=f"{tls}/server.key") is None):
-        tls_ops.append(put_text("Install the gateway's TLS private key (issued by the project's CA)", issued[1],
-                                f"{tls}/server.key", mode="600"))
-        tls_ops.append(put_text("Install the gateway's TLS certificate (issued by the project's CA)", issued[0],
-                                f"{tls}/server.crt", mode="644"))
+        reload.put("Install the gateway's TLS private key (issued by the project's CA)", issued[1],
+                   f"{tls}/server.key", mode="600")
+        reload.put("Install the gateway's TLS certificate (issued by the project's CA)", issued[0],
+                   f"{tls}/server.crt", mode="644")
 
-    # ---- configuration: stage, check, promote, reload
+    # ---- configuration: stage, check, make live, reload
     desired = n.gateway_files(context, secrets.api_keys, secrets.backend_api_key)
-    for name, text in desired.items():
-        put_text(f"Stage gateway.new/{name}", text, f"{staging}/{name}", mode=MODES[name])
-    stale = [name for name, text in desired.items()
-             if host.get_fact(Sha256File, path=f"{live}/{name}") != sha256_text(text)]
+    install_set("Check the gateway configuration with nginx -t and make it live",
+                {name: SetFile(text, MODES[name]) for name, text in desired.items()}, staging=staging, live=live,
+                check=lambda stale: check_command(stack, staging, tls), follow_up=reload)
     d, project = shlex.quote(paths.directory), shlex.quote(stack.project_name)
-    reload_gateway = (
+    reload.run(server.shell, name="Reload the running gateway (nginx -s reload)", commands=[
         f"cd {d} && if docker compose --project-name {project} ps --status running -q gateway "
         f"2>/dev/null | grep -q .; then docker compose --project-name {project} exec -T gateway "
-        f"nginx -s reload; fi"
-    )
-    if stale:
-        copy = " && ".join(f"cp -p {shlex.quote(staging + '/' + f)} {shlex.quote(live + '/' + f)}" for f in stale)
-        server.shell(
-            name=f"Check the gateway configuration with nginx -t, make it live ({', '.join(stale)}), reload",
-            commands=[f"{check_command(stack, staging, tls)} && {copy}", reload_gateway],
-        )
-    elif tls_ops:
-        server.shell(name="Reload the gateway after its TLS files changed", commands=[reload_gateway],
-                     _if=any_changed(*tls_ops))
-    return tls_ops
-
+        f"nginx -s reload; fi"])

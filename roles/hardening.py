@@ -19,22 +19,28 @@ exporters and published models to the inventory's monitoring and gateway hosts).
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import shlex
 from typing import Any
 
 from pyinfra import host, logger
 from pyinfra.api import FactBase, deploy
-from pyinfra.facts.files import Sha256File
 from pyinfra.facts.server import LinuxDistribution
-from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations import apt, files, systemd
 
 from llmrack.config import HostSpec
 from llmrack.exposure import Opening
 from llmrack.exposure import gateway_ports as _gateway_ports
 from llmrack.facts.system import distribution_id
-from llmrack.ops import APT_CACHE_MAX_AGE_S, APT_RETRIES, put_text, render_template, stop_host
+from llmrack.ops import (
+    APT_CACHE_MAX_AGE_S,
+    APT_RETRIES,
+    FollowUp,
+    install_checked,
+    put_text,
+    render_template,
+    stop_host,
+)
 from llmrack.packages import NFTABLES, SSH_SERVER, UNATTENDED_UPGRADES
 from llmrack.settings.hardening import HardeningSettings
 
@@ -274,33 +280,6 @@ def gateway_ports(spec: HostSpec) -> list[int]:
     return _gateway_ports(spec)
 
 
-def sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def install_checked(name: str, text: str, dest: str, check: str, *, after: str = "", mode: str = "644") -> Any:
-    """Write ``dest`` only when it differs: upload ``dest.new``, run ``check`` (``{}`` is the file) on it,
-    move it into place, then run ``after`` (a check of the whole configuration); when ``after`` fails the
-    previous file is put back. Returns the move operation, or None when the host's file already matches."""
-    if host.get_fact(Sha256File, path=dest) == sha256(text):
-        return None
-    candidate, previous = f"{dest}.new", f"{dest}.llmrack-prev"
-    put_text(f"Upload {candidate} (candidate of {dest})", text, candidate, mode=mode)
-    q_new, q_dest, q_prev = shlex.quote(candidate), shlex.quote(dest), shlex.quote(previous)
-    script = [
-        f"if ! {check.format(q_new)}; then rm -f {q_new}; echo 'rejected: {dest} left unchanged' >&2; exit 1; fi",
-        f"if [ -e {q_dest} ]; then cp -p {q_dest} {q_prev}; else rm -f {q_prev}; fi",
-        f"mv -f {q_new} {q_dest}",
-    ]
-    if after:
-        script.append(
-            f"if ! {after}; then if [ -e {q_prev} ]; then mv -f {q_prev} {q_dest}; else rm -f {q_dest}; fi; "
-            f"echo 'rejected by {after}: {dest} restored' >&2; exit 1; fi"
-        )
-    script.append(f"rm -f {q_prev}")
-    return server.shell(name=name, commands=["\n".join(script)])
-
-
 def _stop(message: str, name: str) -> None:
     logger.error(f"{host.print_prefix}hardening: {message}")
     stop_host(f"hardening: {message}", name=name)
@@ -336,15 +315,15 @@ def hardening(settings: HardeningSettings, *, open_ports: list[int] | None = Non
              render_template("hardening", BANNER, banner=settings.banner.strip()) if settings.banner.strip()
              else "", BANNER)
     pw = "no" if not settings.ssh_password_authentication else "yes"
-    sshd_conf = install_checked(
+    sshd_reload = FollowUp("sshd-reload", "sshd's reload")
+    install_checked(
         f"Install {SSHD_DROPIN} checked by sshd -t (dev-sec ssh-hardening: PasswordAuthentication {pw}, "
         f"PermitRootLogin {settings.ssh_permit_root_login}, MaxAuthTries {settings.ssh_max_auth_tries}, "
         "X11Forwarding no, LogLevel VERBOSE, strong Ciphers/MACs/KexAlgorithms)",
-        render_sshd_dropin(settings), SSHD_DROPIN, f"{SSHD} -t -f {{}}", after=f"{SSHD} -t",
+        render_sshd_dropin(settings), SSHD_DROPIN, f"{SSHD} -t -f {{}}", after=f"{SSHD} -t", follow_up=sshd_reload,
     )
-    if sshd_conf is not None:
-        systemd.service(name="Reload sshd after its configuration changed", service="ssh", reloaded=True,
-                        _if=sshd_conf.did_change)
+    sshd_reload.run(systemd.service, name="Reload sshd after its configuration changed", service="ssh",
+                    reloaded=True)
 
     # ---- unattended security upgrades
     if settings.unattended_security_upgrades:
@@ -376,12 +355,13 @@ def _firewall(settings: HardeningSettings, open_ports: list[int], openings: list
     files.directory(name="Create /etc/llmrack", path="/etc/llmrack", mode="755")
     where = ", ".join(settings.admin_networks) or "any address"
     opened = sorted({*open_ports, *(p for o in openings for p in o.ports)})
-    ruleset = install_checked(
+    firewall_reload = FollowUp("firewall-reload", "the firewall's reload")
+    install_checked(
         f"Install {FIREWALL_RULESET} checked by nft -c (default deny inbound and to published container ports; "
         f"SSH {ssh_ports} from {where}; ports {opened} to their allowed sources; loopback, established and "
         "Docker bridges allowed)",
         render_firewall(settings, ssh_ports=ssh_ports, open_ports=open_ports, openings=openings), FIREWALL_RULESET,
-        f"{NFT} -c -f {{}}", mode="600",
+        f"{NFT} -c -f {{}}", mode="600", follow_up=firewall_reload,
     )
     unit = put_text(
         f"Write /etc/systemd/system/{FIREWALL_UNIT}",
@@ -391,6 +371,5 @@ def _firewall(settings: HardeningSettings, open_ports: list[int], openings: list
     systemd.daemon_reload(name=f"Reload systemd units after {FIREWALL_UNIT} changed", _if=unit.did_change)
     started = systemd.service(name=f"Start and enable {FIREWALL_UNIT} (default deny inbound)",
                               service=FIREWALL_UNIT, running=True, enabled=True)
-    if ruleset is not None:
-        systemd.service(name="Reload the firewall after its ruleset changed", service=FIREWALL_UNIT,
-                        reloaded=True, _if=lambda: ruleset.did_change() and not started.did_change())
+    firewall_reload.run(systemd.service, name="Reload the firewall after its ruleset changed", service=FIREWALL_UNIT,
+                        reloaded=True, unless=started.did_change)

@@ -16,7 +16,7 @@ from pyinfra.api import FactBase, deploy
 from pyinfra.facts.files import FindInFile, Sha256File
 from pyinfra.operations import apt, files, server, systemd
 
-from llmrack.ops import APT_RETRIES, put_text, render_template
+from llmrack.ops import APT_RETRIES, FollowUp, put_text, render_template
 from llmrack.packages import AUDIT_TOOLS, USBGUARD, host_security_packages
 from llmrack.settings.hardening import HardeningSettings, HostSecuritySettings
 
@@ -199,44 +199,42 @@ def host_security(hardening: HardeningSettings, *, gateway_log_tag: str | None =
                  packages=host_security_packages(hardening), no_recommends=True, **APT_RETRIES)
 
     # ---- kernel
-    sysctl = put_text(f"Write {SYSCTL_CONF} (CIS 1.5.x, 3.3.x: redirects, source routes, ASLR, ptrace, "
-                      "dmesg; ip_forward kept for Docker)",
-                      render_template("host_security", SYSCTL_CONF, sysctl=sorted(SECURITY_SYSCTL.items())),
-                      SYSCTL_CONF)
-    if s.apply_sysctl:
-        server.shell(name=f"Load {SYSCTL_CONF}", commands=[f"sysctl -q -p {SYSCTL_CONF}"], _if=sysctl.did_change)
+    load_sysctl = FollowUp("security-sysctl-load", f"loading {SYSCTL_CONF}", when=s.apply_sysctl)
+    load_sysctl.put(f"Write {SYSCTL_CONF} (CIS 1.5.x, 3.3.x: redirects, source routes, ASLR, ptrace, "
+                    "dmesg; ip_forward kept for Docker)",
+                    render_template("host_security", SYSCTL_CONF, sysctl=sorted(SECURITY_SYSCTL.items())),
+                    SYSCTL_CONF)
+    load_sysctl.run(server.shell, name=f"Load {SYSCTL_CONF}", commands=[f"sysctl -q -p {SYSCTL_CONF}"])
     put_text(f"Write {MODPROBE} (CIS 1.1.1.x, 3.2.x: unused filesystems and protocols off; overlay kept)",
              render_template("host_security", MODPROBE, modules=DISABLED_MODULES), MODPROBE)
 
     # ---- audit
-    rules = put_text(f"Write {AUDIT_RULES} (CIS 6.2.3.x: identity, sudo, Docker, llmrack secrets, sshd)",
-                     render_template("host_security", AUDIT_RULES, rules=audit_rules()), AUDIT_RULES, mode="640")
+    load_rules = FollowUp("audit-rules-load", "loading the audit rules", when=s.audit_daemon)
+    load_rules.put(f"Write {AUDIT_RULES} (CIS 6.2.3.x: identity, sudo, Docker, llmrack secrets, sshd)",
+                   render_template("host_security", AUDIT_RULES, rules=audit_rules()), AUDIT_RULES, mode="640")
     if s.audit_daemon:
         systemd.service(name="Start and enable auditd (CIS 6.2.1.2)", service="auditd", running=True, enabled=True)
-        server.shell(name="Load the audit rules (augenrules --load)", commands=["augenrules --load"],
-                     _if=rules.did_change)
+        load_rules.run(server.shell, name="Load the audit rules (augenrules --load)", commands=["augenrules --load"])
 
     # ---- fail2ban
     if s.fail2ban:
-        changed = []
+        restart = FollowUp("fail2ban-restart", "fail2ban's restart")
         gateway = gateway_log_tag is not None
         if gateway:
-            changed.append(put_text(f"Write {BAN_METRIC} (the gateway jail's bans for Prometheus)",
+            restart.put(f"Write {BAN_METRIC} (the gateway jail's bans for Prometheus)",
                                     render_template("host_security", BAN_METRIC, textfile_dir=textfile_dir),
-                                    BAN_METRIC, mode="755"))
+                                    BAN_METRIC, mode="755")
             for path in (GATEWAY_FILTER, GATEWAY_ACTION):
-                changed.append(put_text(f"Write {path}", render_template("host_security", path, script=BAN_METRIC),
-                                        path))
-        jail = put_text(f"Write {JAIL} (sshd: {s.ssh_max_retry} failures in {s.find_time_s} s ban for "
+                restart.put(f"Write {path}", render_template("host_security", path, script=BAN_METRIC), path)
+        restart.put(f"Write {JAIL} (sshd: {s.ssh_max_retry} failures in {s.find_time_s} s ban for "
                         f"{s.ban_time_s} s" + (f"; gateway: {s.gateway_max_rejected} requests without a valid "
                                                "key" if gateway else "") + ")",
                         render_template("host_security", JAIL, ignore=s.ban_ignore, find_time=s.find_time_s,
                                         ban_time=s.ban_time_s, ssh_max_retry=s.ssh_max_retry, gateway=gateway,
                                         tag=gateway_log_tag, gateway_max_rejected=s.gateway_max_rejected), JAIL)
-        changed.append(jail)
         started = systemd.service(name="Start and enable fail2ban", service="fail2ban", running=True, enabled=True)
-        systemd.service(name="Restart fail2ban after its jails changed", service="fail2ban", restarted=True,
-                        _if=lambda: any(op.did_change() for op in changed) and not started.did_change())
+        restart.run(systemd.service, name="Restart fail2ban after its jails changed", service="fail2ban",
+                    restarted=True, unless=started.did_change)
 
     files.file(name="Remove the jail file of older llmrack versions", path="/etc/fail2ban/jail.d/60-llmrack.conf",
                present=False)
@@ -322,8 +320,9 @@ def usb_guard(s: HostSecuritySettings) -> None:
     if not installed:
         server.shell(name="Mask usbguard until its policy exists", commands=["systemctl mask usbguard.service"])
     apt.packages(name="Install USBGuard (Lynis USB-3000)", packages=[USBGUARD], no_recommends=True, **APT_RETRIES)
-    conf = put_text(f"Write {USBGUARD_CONF} (block devices the policy does not allow; Lynis USB-3000)",
-                    render_template("host_security", USBGUARD_CONF), USBGUARD_CONF, mode="600")
+    usbguard_restart = FollowUp("usbguard-restart", "usbguard's restart", when=s.usb_guard_daemon)
+    usbguard_restart.put(f"Write {USBGUARD_CONF} (block devices the policy does not allow; Lynis USB-3000)",
+                         render_template("host_security", USBGUARD_CONF), USBGUARD_CONF, mode="600")
     if not host.get_fact(FindInFile, path=USBGUARD_RULES, pattern=f"^{USBGUARD_MARK}"):
         server.shell(name=f"Generate {USBGUARD_RULES} from the USB devices present now", commands=[
             f"{{ echo '{USBGUARD_MARK}'; if [ -d /sys/bus/usb/devices ]; then usbguard generate-policy; fi; }} "
@@ -332,5 +331,5 @@ def usb_guard(s: HostSecuritySettings) -> None:
         if masked:
             server.shell(name="Unmask usbguard", commands=["systemctl unmask usbguard.service"])
         started = systemd.service(name="Start and enable usbguard", service="usbguard", running=True, enabled=True)
-        systemd.service(name="Restart usbguard after its configuration changed", service="usbguard",
-                        restarted=True, _if=lambda: conf.did_change() and not started.did_change())
+        usbguard_restart.run(systemd.service, name="Restart usbguard after its configuration changed",
+                             service="usbguard", restarted=True, unless=started.did_change)

@@ -15,17 +15,15 @@ changed.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Sequence
 from pathlib import PurePosixPath
 
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.files import File
 from pyinfra.operations import files, server, systemd
-from pyinfra.operations.util import any_changed
 
 from llmrack.facts.stack import ComposeDrift
-from llmrack.ops import install_checked, put_text, render
+from llmrack.ops import FollowUp, install_checked, put_text, render
 from llmrack.settings.stack import ModelSettings, StackSettings
 from llmrack.stack import compose as c
 from llmrack.stack import secrets as sec
@@ -85,16 +83,17 @@ def _provision_models(stack: StackSettings, local_paths: dict[str, str]) -> list
 @deploy("LLM stack: files")
 def llm_stack(
     stack: StackSettings, *, compose: c.ComposeFile, secrets: sec.StackSecrets, inference: bool = True,
-    gateway: bool = True, local_model_paths: dict[str, str] | None = None,
-) -> list:
-    """Write everything the compose project reads; returns the operations whose change needs a reload."""
+    gateway: bool = True, local_model_paths: dict[str, str] | None = None, follow_up: FollowUp,
+) -> None:
+    """Write everything the compose project reads; a change owes ``follow_up`` (the stack's reload)."""
     paths = c.StackPaths.of(stack)
     files.directory(name="Create /opt/llmrack", path=str(PurePosixPath(stack.directory).parent), mode="755")
     files.directory(name=f"Create {paths.directory}", path=paths.directory, mode="755")
     files.directory(name=f"Create {paths.secrets_dir} (owner only)", path=paths.secrets_dir, mode="700")
     if inference:
         files.directory(name=f"Create {stack.models_dir}", path=stack.models_dir, mode="755")
-    changes: list = _provision_models(stack, local_model_paths or {}) if inference else []
+    if inference:
+        follow_up.watch(*_provision_models(stack, local_model_paths or {}))
 
     # ---- secrets (0600 in a 0700 directory)
     wanted = c.secret_files(stack, inference=inference, gateway=gateway)
@@ -104,7 +103,7 @@ def llm_stack(
         "postgres_password": secrets.postgres_password + "\n",
     }
     for name in wanted:
-        changes.append(put_text(f"Write secrets/{name}", texts[name], f"{paths.secrets_dir}/{name}", mode="600"))
+        follow_up.put(f"Write secrets/{name}", texts[name], f"{paths.secrets_dir}/{name}", mode="600")
     if gateway:
         put_text("Write secrets/api_keys.json", sec.api_keys_json(secrets), f"{paths.secrets_dir}/api_keys.json",
                  mode="600")
@@ -115,35 +114,32 @@ def llm_stack(
         for sub in ("storage", "snapshots"):
             d = f"{stack.data_dir}/qdrant/{sub}"
             files.directory(name=f"Create {d}", path=d, mode="750")
-        changes.append(put_text("Write qdrant/config.yaml", services.dump_yaml(services.qdrant_config(stack), "Qdrant"),
-                                paths.qdrant_config, mode="644"))
+        follow_up.put("Write qdrant/config.yaml", services.dump_yaml(services.qdrant_config(stack), "Qdrant"),
+                      paths.qdrant_config, mode="644")
     if gateway and stack.vector_store.kind == "pgvector":
         files.directory(name=f"Create {stack.data_dir}", path=stack.data_dir, mode="755")
 
     # ---- compose.yaml: staged, checked by compose itself, then made live
-    live = install_checked(
+    install_checked(
         f"Check {paths.compose_file} with docker compose config, then make it live", compose.to_yaml(),
         paths.compose_file,
         f"cd {shlex.quote(paths.directory)} && docker compose --project-name {shlex.quote(stack.project_name)} "
-        "-f {} config -q",
+        "-f {} config -q", follow_up=follow_up,
     )
-    if live is not None:
-        changes.append(live)
 
     unit = put_text(f"Write {UNIT_PATH}", render_unit(stack), UNIT_PATH, mode="644")
     systemd.daemon_reload(name="Reload systemd units after the stack unit changed", _if=unit.did_change)
-    return changes
 
 
 @deploy("LLM stack: activate")
-def activate_stack(changes: Sequence, stack: StackSettings | None = None) -> None:
-    """Start the stack once; afterwards reload it (``up --wait``) when an input changed or a running service
-    does not match the live compose file (``stack`` given: checked from the running containers)."""
+def activate_stack(follow_up: FollowUp, stack: StackSettings) -> None:
+    """Start the stack once; afterwards reload it (``up --wait``) when an input changed (in this run, or in an
+    earlier one that stopped before its reload: ``follow_up``) or a running service does not match the live
+    compose file (checked from the running containers)."""
     systemd.service(name=f"Start and enable {UNIT}", service=UNIT, running=True, enabled=True)
-    drift = host.get_fact(ComposeDrift, directory=stack.directory, project=stack.project_name) if stack else []
+    drift = host.get_fact(ComposeDrift, directory=stack.directory, project=stack.project_name)
     if drift:
         systemd.service(name=f"Reload {UNIT}: running services differ from compose.yaml ({', '.join(drift)})",
                         service=UNIT, reloaded=True)
-    elif changes:
-        systemd.service(name=f"Reload {UNIT}: recreate the services whose inputs changed", service=UNIT,
-                        reloaded=True, _if=any_changed(*changes))
+    follow_up.run(systemd.service, name=f"Reload {UNIT}: recreate the services whose inputs changed", service=UNIT,
+                  reloaded=True, unless=lambda: bool(drift))

@@ -12,20 +12,18 @@ Images are never pulled: the offline bundle loaded them.
 from __future__ import annotations
 
 import shlex
-from io import StringIO
 
 from pyinfra import host as pyinfra_host
 from pyinfra.api import FactBase, deploy
-from pyinfra.facts.files import Sha256File
 from pyinfra.operations import files, server
 
 from llmrack.config import HostSpec, Inventory
 from llmrack.facts.stack import ComposeDrift
 from llmrack.monitoring.images import MONITORING_UID
 from llmrack.monitoring.prometheus import ScrapePorts
-from llmrack.monitoring.render import PROJECT, HostFile, compose_model, host_files, is_monitoring_host
+from llmrack.monitoring.render import PROJECT, compose_model, host_files
 from llmrack.monitoring.secrets import MonitoringSecrets
-from llmrack.ops import install_checked, sha256_text
+from llmrack.ops import FollowUp, SetFile, install_checked, install_set
 from llmrack.settings.monitoring import MonitoringSettings
 
 
@@ -55,10 +53,11 @@ def _check_commands(directory: str, settings: MonitoringSettings, stale: list[st
 
 
 def _reload(settings: MonitoringSettings, ports: ScrapePorts, service: str, port: int) -> str:
-    """POST /-/reload when the service runs (a stopped one reads the new files when it starts)."""
+    """POST /-/reload when the service runs (a stopped one reads the new files when it starts; one just started
+    by ``up`` is waited for)."""
     url = f"http://{settings.bind_address}:{port}/-/reload"
     return (f"if docker compose --project-name {PROJECT} ps --status running -q {service} 2>/dev/null | grep -q .; "
-            f"then curl -fsS -X POST --retry 3 --retry-connrefused {shlex.quote(url)}; fi")
+            f"then curl -fsS -X POST --retry 15 --retry-delay 1 --retry-connrefused {shlex.quote(url)}; fi")
 
 
 @deploy("Monitoring")
@@ -89,21 +88,21 @@ def monitoring(
         files.directory(name=f"Create {path}", path=path, mode="750" if secret_dir else "755",
                         group=owner if secret_dir else None)
 
-    def put(f: HostFile, dest: str, what: str):
-        return files.put(name=f"{what} {dest}", src=StringIO(f.content), dest=dest,
-                         mode="640" if f.secret else "644", group=owner if f.secret else None)
-
+    # a change owes the running service its reload (kept on the host until it ran: llmrack.ops.FollowUp)
+    follow = {"prometheus": FollowUp("prometheus-reload", "Prometheus's reload"),
+              "alertmanager": FollowUp("alertmanager-reload", "Alertmanager's reload"),
+              "grafana": FollowUp("grafana-restart", "the restart of Grafana and the alert relay")}
+    owner_of = {"prometheus/": "prometheus", "alertmanager/": "alertmanager", "grafana/": "grafana",
+                "secrets/": "grafana"}
+    by_service: dict[str, dict[str, SetFile]] = {}
     for f in desired:
-        put(f, f"{d}/staging/{f.path}", "Stage")
-    stale = [f.path for f in desired
-             if pyinfra_host.get_fact(Sha256File, path=f"{d}/{f.path}") != sha256_text(f.content)]
-    if stale:
-        copy = " && ".join(f"cp -p {shlex.quote(f'{d}/staging/{p}')} {shlex.quote(f'{d}/{p}')}" for p in stale)
-        checks = _check_commands(d, settings, stale)
-        server.shell(
-            name=f"Check the monitoring configuration (promtool/amtool) and make it live ({', '.join(stale)})",
-            commands=[" && ".join([*checks, copy])],
-        )
+        service = next((s for prefix, s in owner_of.items() if f.path.startswith(prefix)), "grafana")
+        by_service.setdefault(service, {})[f.path] = SetFile(f.content, "640" if f.secret else "644",
+                                                             owner if f.secret else None)
+    for service, wanted in by_service.items():
+        install_set(f"Check the {service} configuration and make it live", wanted, staging=f"{d}/staging",
+                    live=d, check=lambda stale: " && ".join(_check_commands(d, settings, stale)),
+                    follow_up=follow[service])
 
     # ---- compose project
     compose = everything[0]
@@ -121,14 +120,11 @@ def monitoring(
             commands=[f"cd {shlex.quote(d)} && docker compose --project-name {PROJECT} up -d --remove-orphans "
                       ""],
         )
-    elif is_monitoring_host(host):
-        if any(p.startswith("prometheus/") for p in stale):
-            server.shell(name="Reload Prometheus after its configuration changed",
-                         commands=[_reload(settings, ports, "prometheus", ports.prometheus)])
-        if any(p.startswith("alertmanager/") for p in stale):
-            server.shell(name="Reload Alertmanager after its configuration changed",
-                         commands=[_reload(settings, ports, "alertmanager", ports.alertmanager)])
-        if any(p.startswith(("grafana/", "secrets/")) for p in stale):
-            server.shell(name="Restart Grafana and the alert relay after their files changed",
-                         commands=[f"cd {shlex.quote(d)} && docker compose --project-name {PROJECT} restart "
-                                   "grafana alert-relay 2>/dev/null || true"])
+    # after ``up`` too: it recreates only services whose definition changed, not those whose files did
+    follow["prometheus"].run(server.shell, name="Reload Prometheus after its configuration changed",
+                             commands=[_reload(settings, ports, "prometheus", ports.prometheus)])
+    follow["alertmanager"].run(server.shell, name="Reload Alertmanager after its configuration changed",
+                               commands=[_reload(settings, ports, "alertmanager", ports.alertmanager)])
+    follow["grafana"].run(server.shell, name="Restart Grafana and the alert relay after their files changed",
+                          commands=[f"cd {shlex.quote(d)} && docker compose --project-name {PROJECT} "
+                                    "restart grafana alert-relay 2>/dev/null || true"])

@@ -1,7 +1,9 @@
-"""pyinfra facts about the host system: Secure Boot, free disk, open-file limits, the distribution."""
+"""pyinfra facts about the host system: Secure Boot, free disk, open-file limits, the distribution, the
+follow-ups an earlier run left owed."""
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterable
 from typing import Any
 
@@ -90,6 +92,20 @@ class MaxOpenFilesCeiling(FactBase):
     def process(self, output: list[str]) -> int | None:
         text = "".join(output).strip()
         return int(text) if text.isdigit() else None
+
+
+class PendingMarks(FactBase):
+    """The names of the marks in ``directory`` (:class:`llmrack.ops.FollowUp`: reloads an earlier run owes)."""
+
+    @staticmethod
+    def default() -> list[str]:
+        return []
+
+    def command(self, directory: str) -> str:
+        return f"ls -1A {shlex.quote(directory)} 2>/dev/null || true"
+
+    def process(self, output: list[str]) -> list[str]:
+        return sorted(line.strip() for line in output if line.strip())
 
 
 def distribution_id(distro: dict[str, Any]) -> str:

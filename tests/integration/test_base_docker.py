@@ -205,7 +205,9 @@ def test_hand_edited_daemon_json_is_converged_back_with_one_restart(runs, env, h
     changed = third.changed_ops("host1")
     assert any("Write /etc/docker/daemon.json" in n for n in changed), changed
     assert any("Restart docker" in n for n in changed), changed
-    assert len(changed) == 2, f"only daemon.json and the restart should change: {changed}"
+    owed = [n for n in changed if "Record that dockerd's restart is owed" in n or "Clear the mark: dockerd's" in n]
+    assert len(owed) == 2, f"the restart is recorded as owed before the write and cleared after it: {changed}"
+    assert len(changed) == 4, f"only daemon.json and the restart should change: {changed}"
 
     after = json.loads(host1.file(DAEMON_JSON).content_string)
     assert after["log-opts"]["max-size"] == "100m"

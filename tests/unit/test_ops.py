@@ -79,3 +79,22 @@ def test_a_first_install_rejected_by_the_whole_check_leaves_no_file(tmp_path: Pa
     res = _run(ops.checked_install_script(str(dest), CHECK, after="false"))
     assert res.returncode == 1
     assert not dest.exists()
+
+
+def test_a_passing_candidate_records_its_follow_up_before_it_goes_live(tmp_path: Path) -> None:
+    dest, mark = tmp_path / "conf.json", tmp_path / "pending" / "svc-reload"
+    (tmp_path / "conf.json.new").write_text('{"new": 2}')
+    # the move only runs when the mark is already there: an interruption at the move leaves the reload owed
+    script = ops.checked_install_script(str(dest), CHECK, mark=str(mark)).replace("mv -f", f"test -e {mark} && mv -f")
+    res = _run(script)
+    assert res.returncode == 0, res.stderr
+    assert mark.exists() and dest.read_text() == '{"new": 2}'
+
+
+def test_a_rejected_candidate_owes_nothing(tmp_path: Path) -> None:
+    dest, mark = tmp_path / "conf.json", tmp_path / "pending" / "svc-reload"
+    dest.write_text('{"old": 1}')
+    (tmp_path / "conf.json.new").write_text("{not json")
+    res = _run(ops.checked_install_script(str(dest), CHECK, mark=str(mark)))
+    assert res.returncode == 1
+    assert not mark.exists()
