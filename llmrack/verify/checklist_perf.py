@@ -1,48 +1,18 @@
 """Seed 000's own performance line, "7B on one GPU > 50 tokens/s", measured beside the planner's roofline.
 
-The roofline (memory bandwidth / bytes read per token, ``llmrack.planner.roofline``) is the expectation printed
-next to the measurement, never the judge: the line passes on the measured tokens/s alone.
+The roofline (``llmrack.verify.checks_performance.roofline_of``) is the expectation printed next to the
+measurement, never the judge: the line passes on the measured tokens/s alone.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from llmrack.errors import LlmrackError
-from llmrack.models import model_spec_for, plan_for
+from llmrack import bench
 from llmrack.planner.roofline import decode_roofline
-from llmrack.verify.checks import CheckContext, Outcome, bad, check, judge, not_applicable
-from llmrack.verify.checks_performance import _perf_guard
+from llmrack.verify.checks_performance import _perf_guard, roofline_text, served_plans
+from llmrack.verify.context import CheckContext
+from llmrack.verify.result import Outcome, bad, check, judge, not_applicable
 
 SEED_7B_PARAMS = (6.0e9, 9.0e9)  # DeepSeek-7B class: 6.7-8.5 B parameters (deepseek-llm-7b, Qwen2.5-7B, Llama-3-8B)
-
-
-def served_plans(ctx: CheckContext) -> list[tuple[Any, Any, Any]]:
-    """(model settings, ModelSpec, Plan) of every model the tier serves (models the planner cannot size left out)."""
-    project = ctx.inventory.project_dir if ctx.inventory else None
-    out = []
-    for m in ctx.profile.stack.models:
-        try:
-            spec = model_spec_for(m, project_dir=project)
-            out.append((m, spec, plan_for(ctx.profile, m, project_dir=project)))
-        except LlmrackError:
-            continue
-    return out
-
-
-def roofline_of(ctx: CheckContext, served_name: str, context_tokens: int = 0) -> dict[str, Any] | None:
-    for m, spec, plan in served_plans(ctx):
-        if m.public_name == served_name:
-            return decode_roofline(plan, spec, context_tokens=context_tokens)
-    return None
-
-
-def roofline_text(tps: float, roof: dict[str, Any] | None) -> str:
-    if not roof:
-        return ""
-    return (f"; {tps / roof['tokens_per_s']:.0%} of the {roof['tokens_per_s']:.0f} tokens/s decode roofline "
-            f"({roof['gpu']} {roof['bandwidth_gbs']:g} GB/s / {roof['bytes_per_token_per_gpu'] / 2**30:.2f} GiB "
-            "read per token per GPU)")
 
 
 @check("perf.seed_7b", "A 7B model on one GPU: single-stream tokens/s", "performance",
@@ -63,7 +33,6 @@ def perf_seed_7b(ctx: CheckContext) -> Outcome:
         return bad("no 7B-class model served on one GPU: add one (e.g. deepseek-ai/deepseek-llm-7b-chat) to "
                    "stack.models with gpus: [0] and tensor_parallel_size: 1 for the acceptance run", None, threshold)
     m, spec, plan = found[0]
-    from llmrack import bench
     res = bench.run_bench(ctx.gateway_url(), ctx.api_key or "", model=m.public_name, concurrency_levels=[1],
                           requests_per_level=acc.bench_single_requests, max_tokens=acc.bench_max_tokens,
                           timeout_s=acc.bench_level_timeout_s, log=ctx.log, ca=ctx.gateway_ca)

@@ -1,10 +1,20 @@
-"""Performance lines: one benchmark through the gateway (1/4/16/N concurrent) judged by several checks."""
+"""Performance lines: one benchmark through the gateway (1/4/16/N concurrent) judged by several checks.
+
+Beside a measured tokens/s stands the planner's decode roofline (memory bandwidth / bytes read per token,
+``llmrack.planner.roofline``): the expectation printed next to the measurement, never the judge.
+"""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from llmrack import bench
+from llmrack.errors import LlmrackError
+from llmrack.models import model_spec_for, plan_for
+from llmrack.planner.roofline import decode_roofline
+from llmrack.stack.smoke_http import HttpError
+from llmrack.stack.smoke_stream import streamed_verdict
 from llmrack.verify.context import (
     CheckContext,
     has_role,
@@ -31,8 +41,6 @@ def bench_result(ctx: CheckContext) -> dict[str, Any]:
         if isinstance(ctx.cache["bench"], Exception):
             raise ctx.cache["bench"]
         return ctx.cache["bench"]
-    from llmrack import bench
-
     acc = ctx.profile.acceptance
     model = served_names(ctx.spec)[0]
     levels = sorted({1, 4, 16, acc.concurrency})
@@ -58,6 +66,34 @@ def bench_result(ctx: CheckContext) -> dict[str, Any]:
     return merged
 
 
+def served_plans(ctx: CheckContext) -> list[tuple[Any, Any, Any]]:
+    """(model settings, ModelSpec, Plan) of every model the tier serves (models the planner cannot size left out)."""
+    project = ctx.inventory.project_dir if ctx.inventory else None
+    out = []
+    for m in ctx.profile.stack.models:
+        try:
+            spec = model_spec_for(m, project_dir=project)
+            out.append((m, spec, plan_for(ctx.profile, m, project_dir=project)))
+        except LlmrackError:
+            continue
+    return out
+
+
+def roofline_of(ctx: CheckContext, served_name: str, context_tokens: int = 0) -> dict[str, Any] | None:
+    for m, spec, plan in served_plans(ctx):
+        if m.public_name == served_name:
+            return decode_roofline(plan, spec, context_tokens=context_tokens)
+    return None
+
+
+def roofline_text(tps: float, roof: dict[str, Any] | None) -> str:
+    if not roof:
+        return ""
+    return (f"; {tps / roof['tokens_per_s']:.0%} of the {roof['tokens_per_s']:.0f} tokens/s decode roofline "
+            f"({roof['gpu']} {roof['bandwidth_gbs']:g} GB/s / {roof['bytes_per_token_per_gpu'] / 2**30:.2f} GiB "
+            "read per token per GPU)")
+
+
 def _perf_guard(ctx: CheckContext, threshold: Any) -> Outcome | None:
     if not (has_role(ctx, "inference") and has_role(ctx, "gateway")):
         return not_applicable("the host does not serve the API (inference + gateway roles)", threshold)
@@ -78,15 +114,11 @@ def perf_single_stream(ctx: CheckContext) -> Outcome:
     if early:
         return early
     res = bench_result(ctx)
-    from llmrack.bench import level
-
-    lv = level(res, 1)
+    lv = bench.level(res, 1)
     tps = res.get("single_stream_tokens_per_s")
     if not lv or not lv["ok"] or tps is None:
         return bad("no successful request at concurrency 1: " + json.dumps((lv or {}).get("errors", {}))[:300],
                    None, f">= {want} tokens/s")
-    from llmrack.verify.checklist_perf import roofline_of, roofline_text
-
     model = served_names(ctx.spec)[0]
     roof = roofline_of(ctx, model, res["max_tokens"]) if ctx.gpu_tier else None
     return judge(tps >= want, f"{tps:.1f} tokens/s per stream of {model} (median of {lv['ok']}, {res['max_tokens']} "
@@ -102,9 +134,7 @@ def perf_concurrency(ctx: CheckContext) -> Outcome:
     early = _perf_guard(ctx, threshold)
     if early:
         return early
-    from llmrack.bench import level
-
-    lv = level(bench_result(ctx), acc.concurrency)
+    lv = bench.level(bench_result(ctx), acc.concurrency)
     assert lv is not None
     rate = lv["success_rate"]
     errs = "; ".join(f"{k} x{v}" for k, v in lv["errors"].items())
@@ -130,10 +160,8 @@ def _latency(ctx: CheckContext, key: str, limit: float, label: str) -> Outcome:
     early = _perf_guard(ctx, threshold)
     if early:
         return early
-    from llmrack.bench import level
-
     res = bench_result(ctx)
-    lv = level(res, acc.concurrency)
+    lv = bench.level(res, acc.concurrency)
     assert lv is not None
     stats = lv[key]
     if stats["p99"] is None:
@@ -177,15 +205,11 @@ def perf_multi_gpu(ctx: CheckContext) -> Outcome:
     early = _perf_guard(ctx, threshold)
     if early:
         return early
-    from llmrack.bench import level
-
-    lv = level(bench_result(ctx), acc.concurrency)
+    lv = bench.level(bench_result(ctx), acc.concurrency)
     assert lv is not None
     ratio = lv["throughput_tokens_per_s"] / (n * acc.single_gpu_tokens_per_s)
     return judge(ratio >= acc.multi_gpu_scaling_min, f"{lv['throughput_tokens_per_s']:.0f} tokens/s on {n} GPUs = "
                  f"{ratio:.2f} x {n} x {acc.single_gpu_tokens_per_s:g}", round(ratio, 3), threshold)
-
-
 
 
 @check("perf.streaming", "Tokens stream through the gateway as they are generated", "performance",
@@ -196,9 +220,6 @@ def perf_streaming(ctx: CheckContext) -> Outcome:
     early = _perf_guard(ctx, threshold)
     if early:
         return early
-    from llmrack.stack.smoke_http import HttpError
-    from llmrack.stack.smoke_stream import streamed_verdict
-
     try:
         passed, seen, timing = streamed_verdict(ctx.gateway_url() + "/v1/completions", served_names(ctx.spec)[0],
                                                 api_key=ctx.api_key, ca=ctx.gateway_ca,

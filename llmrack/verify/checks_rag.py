@@ -8,6 +8,9 @@ import shlex
 import time
 from typing import Any
 
+import httpx
+
+from llmrack import bench
 from llmrack.verify.context import (
     CheckContext,
     CommandFailed,
@@ -60,8 +63,6 @@ def perf_rag(ctx: CheckContext) -> Outcome:
     if stack.embeddings.enabled:
         if not ctx.api_key:
             return bad("no API key found for the gateway (.llmrack/secrets/<host>/): cannot embed", None, threshold)
-        import httpx
-
         try:  # one kept-alive connection for every query: no TLS handshake inside the timings
             with ctx.gateway_client(timeout=30) as client:
                 docs = embed_through_gateway(ctx, client, [*DOCS, QUESTION])[0]
@@ -79,9 +80,7 @@ def perf_rag(ctx: CheckContext) -> Outcome:
                        f"{type(exc).__name__}: {exc}"[:400], None, threshold)
     search_ms, nearest = rag_search_ms(ctx, found, kind, queries=queries, docs=docs)
     totals = [s + e for s, e in zip(search_ms, embed_ms, strict=True)] if embed_ms else search_ms
-    from llmrack.bench import summarize
-
-    stats = {k: (round(v, 2) if v is not None else None) for k, v in summarize(totals).items()}
+    stats = {k: (round(v, 2) if v is not None else None) for k, v in bench.summarize(totals).items()}
     p99 = stats["p99"]
     assert p99 is not None
     dims = len(docs[0]) if docs else acc.rag_dimensions
@@ -94,11 +93,11 @@ def perf_rag(ctx: CheckContext) -> Outcome:
         got = DOCS[nearest] if nearest is not None and 0 <= nearest < len(DOCS) else f"corpus vector {nearest}"
         return bad(f"retrieval is wrong: the nearest to {QUESTION!r} is {got!r}, not {DOCS[EXPECTED]!r}",
                    stats, threshold, embedded=True)
-    search = summarize(search_ms)
+    search = bench.summarize(search_ms)
     return judge(p99 <= acc.rag_p99_ms_max, f"embed through the gateway + search, {len(totals)} queries, {where}: "
                  f"p50 {stats['p50']:.1f} ms, p99 {p99:.1f} ms (search alone p99 {search['p99']:.1f} ms); "
                  f"nearest to {QUESTION!r} is the right document", stats, threshold, embedded=True,
-                 search_p99_ms=search["p99"], embed_p99_ms=summarize(embed_ms)["p99"])
+                 search_p99_ms=search["p99"], embed_p99_ms=bench.summarize(embed_ms)["p99"])
 
 
 def per_second(rate: str) -> float:
@@ -107,8 +106,8 @@ def per_second(rate: str) -> float:
     return float(n) / (60.0 if unit == "m" else 1.0)
 
 
-def embed_through_gateway(ctx: CheckContext, client: Any, texts: list[str]) -> tuple[list[list[float]], float]:
-    """(vectors, milliseconds) of one POST /v1/embeddings through the gateway (``client``: an httpx.Client)."""
+def embed_through_gateway(ctx: CheckContext, client: httpx.Client, texts: list[str]) -> tuple[list[list[float]], float]:
+    """(vectors, milliseconds) of one POST /v1/embeddings through the gateway."""
     body: dict[str, Any] = {"input": texts}
     if ctx.profile.acceptance.rag_embedding_model:
         body["model"] = ctx.profile.acceptance.rag_embedding_model

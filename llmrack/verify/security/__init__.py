@@ -7,8 +7,9 @@ the project's seeds). Controls knowingly not applied are waived in ``security/wa
 the project's ``security-waivers.yaml``, each with its reason, and reported as waived.
 """
 
-from llmrack.verify.security.controls import CONTROLS, Control, register
+from llmrack.verify.security.controls import CONTROLS, Control
+from llmrack.verify.security.probes import register_controls
 
-register()
+register_controls(CONTROLS)  # the controls (data) below, their probes (which import them) above: no loop
 
-__all__ = ["CONTROLS", "Control", "register"]
+__all__ = ["CONTROLS", "Control"]

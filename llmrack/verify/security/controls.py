@@ -324,8 +324,3 @@ def build() -> list[Control]:
 
 CONTROLS: list[Control] = build()
 
-
-def register() -> None:
-    from llmrack.verify.security.probes import register_controls
-
-    register_controls(CONTROLS)
