@@ -4,9 +4,7 @@ Byte-level BPE tokenizer (4096 tokens) trained with ``tokenizers`` on Python's s
 ChatML chat template, wrapped as a transformers fast tokenizer; a random-init ``LlamaForCausalLM``
 (2 layers, hidden 128, 2 heads) in bf16, saved as safetensors. Seeded, so the same machine makes the same
 files. torch/transformers are not in the tool's venv: the work runs in the vLLM staging venv (which has
-both) by running this file as a script there.
-
-Only stdlib imports at module level: this file is also the worker script run by that other interpreter.
+both), by running :mod:`llmrack.images.tinymodel_worker` there as a script, given the recipe as JSON.
 """
 
 from __future__ import annotations
@@ -14,10 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
+
+from llmrack.errors import LlmrackError
+from llmrack.images import cache_lock, tinymodel_worker, vllm_staging_venv
 
 RECIPE = {
     "version": 1,
@@ -70,8 +71,6 @@ def build_tiny_model(out_dir: Path, *, python: Path | None = None, log=print) ->
     out_dir = Path(out_dir).resolve()
     if is_built(out_dir):
         return out_dir
-    from llmrack.images import cache_lock
-
     with cache_lock("tinymodel-" + hashlib.sha256(str(out_dir).encode()).hexdigest()[:12]):
         if is_built(out_dir):  # made by another process meanwhile
             return out_dir
@@ -79,17 +78,11 @@ def build_tiny_model(out_dir: Path, *, python: Path | None = None, log=print) ->
 
 
 def _build(out_dir: Path, python: Path | None, log) -> Path:
-    from llmrack.errors import LlmrackError
-
     if python is None:
-        from llmrack.images import vllm_staging_venv
-
         python = vllm_staging_venv(log=log) / "bin" / "python"
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir.with_name(out_dir.name + ".partial")
     if tmp.exists():
-        import shutil
-
         shutil.rmtree(tmp)
     t0 = time.monotonic()
     env = dict(
@@ -100,8 +93,10 @@ def _build(out_dir: Path, python: Path | None, log) -> Path:
         TOKENIZERS_PARALLELISM="false",
         PYTHONHASHSEED="0",
     )
-    proc = subprocess.run(  # -P: this package's directory stays off sys.path (its secrets.py is not stdlib's)
-        [str(python), "-P", str(Path(__file__).resolve()), str(tmp)], capture_output=True, text=True, env=env
+    recipe = json.dumps({"recipe": RECIPE, "special_tokens": SPECIAL_TOKENS, "chat_template": CHAT_TEMPLATE})
+    proc = subprocess.run(  # -P: the worker's directory stays off sys.path (its venv.py is not stdlib's)
+        [str(python), "-P", str(Path(tinymodel_worker.__file__).resolve()), str(tmp), recipe],
+        capture_output=True, text=True, env=env,
     )
     if proc.returncode != 0:
         raise LlmrackError(
@@ -116,87 +111,3 @@ def _build(out_dir: Path, python: Path | None, log) -> Path:
     )
     log(f"tiny model built in {out_dir} in {time.monotonic() - t0:.1f} s")
     return out_dir
-
-
-# --------------------------------------------------------------------------------------------------
-# worker: runs in the staging venv (torch, transformers, tokenizers)
-# --------------------------------------------------------------------------------------------------
-
-
-def _corpus(limit: int) -> list[str]:
-    """Deterministic training text: Python's stdlib sources in sorted order, up to ``limit`` bytes."""
-    import sysconfig
-
-    stdlib = Path(sysconfig.get_paths()["stdlib"])
-    texts: list[str] = []
-    total = 0
-    for path in sorted(stdlib.glob("*.py")) + sorted(stdlib.glob("*/*.py")):
-        if "test" in path.parts or "site-packages" in path.parts:
-            continue
-        text = path.read_text(encoding="utf-8", errors="replace")
-        texts.append(text)
-        total += len(text)
-        if total >= limit:
-            break
-    return texts
-
-
-def _worker(out: Path) -> None:
-    import random
-
-    import numpy as np
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    seed = RECIPE["seed"]
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True)
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.post_processor = processors.ByteLevel(trim_offsets=False)
-    trainer = trainers.BpeTrainer(
-        vocab_size=RECIPE["vocab_size"],
-        special_tokens=SPECIAL_TOKENS,
-        show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    tok.train_from_iterator(_corpus(RECIPE["corpus_bytes"]), trainer=trainer)
-
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        bos_token="<|endoftext|>",
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        unk_token=None,
-        model_max_length=RECIPE["max_position_embeddings"],
-    )
-    fast.chat_template = CHAT_TEMPLATE
-    out.mkdir(parents=True)
-    fast.save_pretrained(out)
-
-    config = LlamaConfig(
-        vocab_size=len(fast),
-        hidden_size=RECIPE["hidden_size"],
-        intermediate_size=RECIPE["intermediate_size"],
-        num_hidden_layers=RECIPE["num_hidden_layers"],
-        num_attention_heads=RECIPE["num_attention_heads"],
-        num_key_value_heads=RECIPE["num_key_value_heads"],
-        max_position_embeddings=RECIPE["max_position_embeddings"],
-        bos_token_id=fast.convert_tokens_to_ids("<|endoftext|>"),
-        eos_token_id=fast.convert_tokens_to_ids("<|im_end|>"),
-        pad_token_id=fast.convert_tokens_to_ids("<|endoftext|>"),
-        tie_word_embeddings=False,
-        torch_dtype=RECIPE["dtype"],
-    )
-    model = LlamaForCausalLM(config).to(torch.bfloat16)
-    model.generation_config.eos_token_id = config.eos_token_id
-    model.save_pretrained(out, safe_serialization=True)
-
-
-if __name__ == "__main__":
-    _worker(Path(sys.argv[1]))

@@ -21,14 +21,11 @@ qdrant         root (upstream image)    none (its files are root's own); root fi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from llmrack.errors import LlmrackError
 from llmrack.settings.containers import ServiceLimits
 from llmrack.settings.stack import StackSettings
-
-if TYPE_CHECKING:
-    from llmrack.stack.compose_file import Service
+from llmrack.stack.compose_file import Service
 
 NO_NEW_PRIVILEGES = "no-new-privileges:true"
 DOCKER_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock", "/run/containerd/containerd.sock")

@@ -9,15 +9,22 @@ request checks the gateway's certificate against ``ca`` (a CA file; None: the sy
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
 import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
 
 from llmrack.checkresult import CheckResult
+from llmrack.config import Inventory
+from llmrack.errors import LlmrackError
 from llmrack.httpclient import CaFile
+from llmrack.secrets import API_KEYS, AdminSecrets
+from llmrack.stack.layout import backend_address
 from llmrack.stack.smoke_http import HttpError, json_request, request
 from llmrack.stack.smoke_stream import streamed_verdict
+from llmrack.tls import trust_anchor
 
 
 def _check(name: str, fn: Callable[[], str]) -> CheckResult:
@@ -135,8 +142,6 @@ def rag_round_trip(embed_base: str, pg_dsn: str, *, api_key: str | None, ca: CaF
 
 
 def _free_port() -> int:
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -162,8 +167,6 @@ def ssh_tunnel_command(connector: dict[str, Any], local_port: int, target: str, 
 
 def _wait_for_port(port: int, proc: Any, timeout: float = 20) -> None:
     """Until the tunnel's local end accepts connections (or its ssh exits)."""
-    import socket
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
         try:
@@ -174,18 +177,11 @@ def _wait_for_port(port: int, proc: Any, timeout: float = 20) -> None:
     raise AssertionError(f"the SSH tunnel to the vector store did not open (ssh exit {proc.poll()})")
 
 
-def smoke_inventory(inventory: Any, *, log: Callable[[str], Any] = print,
+def smoke_inventory(inventory: Inventory, *, log: Callable[[str], Any] = print,
                     hosts: set[str] | None = None) -> list[CheckResult]:
     """Smoke-test every gateway host of an inventory (or those named in ``hosts``); each result's name is
     prefixed with the host. With pgvector, the RAG round trip reaches the store through an SSH tunnel to the
     host (the store listens on the internal backend network only)."""
-    import subprocess
-
-    from llmrack.errors import LlmrackError
-    from llmrack.secrets import API_KEYS, AdminSecrets
-    from llmrack.stack.compose import backend_address
-    from llmrack.tls import trust_anchor
-
     results: list[CheckResult] = []
     secrets = AdminSecrets(inventory.project_dir)  # read only: smoke never creates a key
     targets = []
