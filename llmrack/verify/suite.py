@@ -100,6 +100,67 @@ def testinfra_host(spec: HostSpec, data: Mapping[str, Any], *, local: bool, ssh_
     return testinfra.get_host(url, ssh_config=str(ssh_config)), url
 
 
+def connect(spec: HostSpec, data: Mapping[str, Any], *, local: bool,
+            ssh_config: Path | None) -> tuple[Any, str, str]:
+    """(testinfra host, connection URL, problem): ``problem`` is empty when the host answers a command, else
+    it says why the host cannot be reached."""
+    host, url = testinfra_host(spec, data, local=local, ssh_config=ssh_config)
+    try:
+        r = host.run("true")
+        if r.rc != 0:
+            raise RuntimeError((r.stderr or r.stdout).strip() or f"exit {r.rc}")
+    except Exception as exc:  # whatever the connection raised is the reason the host is unreachable
+        return host, url, f"cannot reach {spec.name} ({url}): {str(exc)[:300]}"
+    return host, url, ""
+
+
+class Connections:
+    """The connections of one run, shared by its hosts: the given ssh_config, or one generated from the
+    inventory's ssh_* data with ControlMaster in a temporary directory (covering the checked hosts and the
+    probe hosts they are scanned from); ``peer`` opens another inventory host by name. Leaving the ``with``
+    block closes the shared connections and removes the directory."""
+
+    def __init__(self, inventory: Inventory, specs: Sequence[HostSpec], *, local: bool,
+                 ssh_config: Path | None = None):
+        self.local = local
+        self.data = {} if local else connector_data(inventory)
+        self.ssh_config = ssh_config
+        self._by_name = {h.name: h for h in inventory.hosts}
+        probes = {s.profile.acceptance.probe_host for s in specs} & set(self._by_name)  # hosts verify scans from
+        self._connected = [*specs, *(self._by_name[n] for n in sorted(probes) if n not in {s.name for s in specs})]
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._peers: dict[str, Any] = {}
+
+    def __enter__(self) -> Connections:
+        if not self.local and self.ssh_config is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="llmrack-verify-")
+            cm = Path(self._tmp.name) / "cm"
+            cm.mkdir(mode=0o700)
+            self.ssh_config = Path(self._tmp.name) / "ssh_config"
+            self.ssh_config.write_text(render_ssh_config({s.name: self.data.get(s.name, {}) for s in self._connected},
+                                                         str(cm)))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._tmp is None:
+            return
+        for spec in self._connected:  # close the shared connections before their sockets' directory goes
+            subprocess.run(["ssh", "-F", str(self.ssh_config), "-O", "exit", "--", spec.name], capture_output=True,
+                           timeout=30, check=False)
+        self._tmp.cleanup()
+
+    @property
+    def peer(self) -> Callable[[str], Any] | None:
+        """Another inventory host by name (a testinfra host), opened on first use; None for a local run."""
+        return None if self.local else self._peer
+
+    def _peer(self, name: str) -> Any:
+        if name not in self._peers:
+            self._peers[name] = testinfra_host(self._by_name[name], self.data.get(name, {}), local=False,
+                                               ssh_config=self.ssh_config)[0]
+        return self._peers[name]
+
+
 def find_api_key(project_dir: str | Path, host: str, clients: Sequence[str]) -> str | None:
     """The gateway key to test with (``llmrack.secrets.AdminSecrets.client_key``: ``$LLMRACK_API_KEY``, else
     the key of the first of the host's ``stack.gateway.api_clients``); read only."""
@@ -114,6 +175,15 @@ def check_context(host: Any, spec: HostSpec, inventory: Inventory, *, local: boo
                         api_key=find_api_key(inventory.project_dir, spec.name, spec.profile.stack.gateway.api_clients),
                         secrets=AdminSecrets(inventory.project_dir), gateway_ca=ca, gateway_ca_problem=ca_problem,
                         **kw)
+
+
+def host_context(host: Any, spec: HostSpec, inventory: Inventory, *, local: bool, log: Log,
+                 burnin: dict[str, Any] | None = None, **kw: Any) -> CheckContext:
+    """:func:`check_context` of a reachable host with its burn-in result: the one given, else the one
+    ``llmrack burnin`` saved on the host (``hw.burnin`` judges it)."""
+    if burnin is None:
+        burnin = collect_burnin(host)
+    return check_context(host, spec, inventory, local=local, log=log, burnin=burnin, **kw)
 
 
 def gateway_trust(project_dir: str | Path, spec: HostSpec) -> tuple[Path | None, str]:
@@ -170,33 +240,12 @@ def verify(
     specs = [h for h in inventory.hosts if not hosts or h.name in hosts]
     for s in specs:  # a broken secret file on this machine stops here, before any host is contacted
         find_api_key(inventory.project_dir, s.name, s.profile.stack.gateway.api_clients)
-    data = {} if local else connector_data(inventory)
     results: list[HostResult] = []
-    by_name = {h.name: h for h in inventory.hosts}
-    probes = {s.profile.acceptance.probe_host for s in specs} & set(by_name)  # hosts verify scans from
-    connected = [*specs, *(by_name[n] for n in sorted(probes) if n not in {s.name for s in specs})]
-    with tempfile.TemporaryDirectory(prefix="llmrack-verify-") as tmp:
-        cfg = ssh_config
-        if not local and cfg is None:
-            cm = Path(tmp) / "cm"
-            cm.mkdir(mode=0o700)
-            cfg = Path(tmp) / "ssh_config"
-            cfg.write_text(render_ssh_config({s.name: data.get(s.name, {}) for s in connected}, str(cm)))
-        peers: dict[str, Any] = {}
-
-        def peer(name: str) -> Any:
-            if name not in peers:
-                peers[name] = testinfra_host(by_name[name], data.get(name, {}), local=False, ssh_config=cfg)[0]
-            return peers[name]
-
+    with Connections(inventory, specs, local=local, ssh_config=ssh_config) as conns:
         for spec in specs:
-            results.append(verify_host(spec, inventory, data.get(spec.name, {}), only=only, local=local,
-                                       ssh_config=cfg, log=log, burnin=(burnin or {}).get(spec.name), full=full,
-                                       sign_off=dict(sign_off or {}), peer=None if local else peer))
-        if not local and ssh_config is None and cfg is not None:
-            for spec in connected:  # close the shared connections before their sockets' directory goes
-                subprocess.run(["ssh", "-F", str(cfg), "-O", "exit", "--", spec.name], capture_output=True,
-                               timeout=30, check=False)
+            results.append(verify_host(spec, inventory, conns.data.get(spec.name, {}), only=only, local=local,
+                                       ssh_config=conns.ssh_config, log=log, burnin=(burnin or {}).get(spec.name),
+                                       full=full, sign_off=dict(sign_off or {}), peer=conns.peer))
     result = VerifyResult(inventory=inventory.path, hosts=results, started_at=started,
                           duration_s=time.monotonic() - t0, only=sorted(only) if only else None, local=local)
     if report_dir is not None:
@@ -210,23 +259,18 @@ def verify_host(
     sign_off: dict[str, dict[str, Any]] | None = None, peer: Callable[[str], Any] | None = None,
 ) -> HostResult:
     t0 = time.monotonic()
-    host, url = testinfra_host(spec, data, local=local, ssh_config=ssh_config)
+    host, url, problem = connect(spec, data, local=local, ssh_config=ssh_config)
     hr = HostResult(name=spec.name, address="127.0.0.1" if local else spec.address, tier=spec.tier,
                     roles=list(spec.roles), reachable=True, connection=url, burnin=burnin)
-    try:
-        r = host.run("true")
-        if r.rc != 0:
-            raise RuntimeError((r.stderr or r.stdout).strip() or f"exit {r.rc}")
-    except Exception as exc:
+    if problem:
         hr.reachable = False
-        hr.error = f"cannot reach {spec.name} ({url}): {str(exc)[:300]}"
+        hr.error = problem
         log(f"{spec.name}: UNREACHABLE: {hr.error}")
         hr.duration_s = time.monotonic() - t0
         return hr
-    if burnin is None:
-        burnin = hr.burnin = collect_burnin(host)
-    ctx = check_context(host, spec, inventory, local=local, log=log, burnin=burnin, full=full, sign_off=sign_off,
-                        peer=peer)
+    ctx = host_context(host, spec, inventory, local=local, log=log, burnin=burnin, full=full, sign_off=sign_off,
+                       peer=peer)
+    hr.burnin = ctx.burnin
     hr.checks = run_checks(ctx, only, log)
     bench = ctx.cache.get("bench")
     hr.bench = bench if isinstance(bench, dict) else None

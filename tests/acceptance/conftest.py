@@ -8,7 +8,7 @@ It wraps the same check registry as ``llmrack verify`` (which also writes the re
 
 from __future__ import annotations
 
-import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,34 +61,22 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 class _Hosts:
-    """Check contexts per host, built on first use; one ssh_config with ControlMaster for the session."""
+    """Check contexts per host, built on first use as ``llmrack verify`` builds them (``suite.connect`` and
+    ``suite.host_context``: the same reachability test, burn-in result and probe hosts), over the connections of
+    the session (``suite.Connections``: one ssh_config with ControlMaster, closed at the end)."""
 
-    def __init__(self, config: pytest.Config):
-        self.config = config
-        self.inv = _inventory(config)
-        self.local = bool(config.getoption("--local"))
-        self.tmp = tempfile.TemporaryDirectory(prefix="llmrack-acceptance-")
-        self.data = {} if self.local else suite.connector_data(self.inv)
-        given = config.getoption("ssh_config", default=None)  # pytest-testinfra's --ssh-config
-        if given:
-            self.cfg = Path(given)
-        else:
-            cm = Path(self.tmp.name) / "cm"
-            cm.mkdir(mode=0o700)
-            self.cfg = Path(self.tmp.name) / "ssh_config"
-            self.cfg.write_text(suite.render_ssh_config({h.name: self.data.get(h.name, {}) for h in self.inv.hosts},
-                                                        str(cm)))
-        self.contexts: dict[str, Any] = {}
+    def __init__(self, inventory: Any, conns: suite.Connections):
+        self.inv = inventory
+        self.conns = conns
+        self.contexts: dict[str, checks.CheckContext | Exception] = {}
 
     def context(self, name: str) -> checks.CheckContext:
         if name not in self.contexts:
             spec = next(h for h in self.inv.hosts if h.name == name)
-            host, url = suite.testinfra_host(spec, self.data.get(name, {}), local=self.local, ssh_config=self.cfg)
-            r = host.run("true")
-            if r.rc != 0:
-                self.contexts[name] = RuntimeError(f"cannot reach {name} ({url}): {(r.stderr or '').strip()}")
-            else:
-                self.contexts[name] = suite.check_context(host, spec, self.inv, local=self.local, log=lambda m: None)
+            host, _url, problem = suite.connect(spec, self.conns.data.get(name, {}), local=self.conns.local,
+                                                ssh_config=self.conns.ssh_config)
+            self.contexts[name] = RuntimeError(problem) if problem else suite.host_context(
+                host, spec, self.inv, local=self.conns.local, log=lambda m: None, peer=self.conns.peer)
         ctx = self.contexts[name]
         if isinstance(ctx, Exception):
             raise ctx
@@ -96,7 +84,9 @@ class _Hosts:
 
 
 @pytest.fixture(scope="session")
-def acceptance_hosts(request: pytest.FixtureRequest) -> _Hosts:
-    hosts = _Hosts(request.config)
-    yield hosts
-    hosts.tmp.cleanup()
+def acceptance_hosts(request: pytest.FixtureRequest) -> Iterator[_Hosts]:
+    inv = _inventory(request.config)
+    given = request.config.getoption("ssh_config", default=None)  # pytest-testinfra's --ssh-config
+    with suite.Connections(inv, inv.hosts, local=bool(request.config.getoption("--local")),
+                           ssh_config=Path(given) if given else None) as conns:
+        yield _Hosts(inv, conns)
