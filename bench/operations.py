@@ -1,11 +1,13 @@
-"""Operations on one sandbox host with data: converge from bare, backup and restore throughput, and a rebuild
-(`llmrack rebuild`) split into its phases, with N vectors in pgvector.
+"""Operations on a sandbox server with data: converge from bare, backup and restore throughput, and a rebuild
+(`llmrack rebuild`) of the server after it was destroyed, split into its phases, with N vectors in pgvector.
 
     .venv/bin/python bench/operations.py [--rows 10000] [--json bench/results/operations.json]
 
-The host's data is wiped in place (stack stopped, database directory and secrets removed) before the
-rebuild; the repository stays on the host's backup directory, which a wipe of the data does not touch.
-A fresh sandbox is made and removed. Prints a table and writes JSON.
+Two sandboxes are made and removed: the server (host1) and a NAS (an SFTP backup target). After the backup
+the server's container and its disks are removed and a bare one takes its name, as in
+tests/integration/test_data_safety.py; `llmrack rebuild` then takes it from bare to verified with its rows.
+The sandbox tier's offline bundle (images, tiny model) is built or reused first and is not timed. Prints a
+table and writes JSON.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT / "tests" / "integration"))
 
-from harness import SANDBOX_INVENTORY, Sandbox, run_pyinfra, sandbox_env  # noqa: E402
+from harness import SANDBOX_INVENTORY, Sandbox, run_pyinfra, sandbox_bundle, sandbox_env  # noqa: E402
+from nas import destroy_and_recreate, grant_repository_access  # noqa: E402
 
 from llmrack import sandbox  # noqa: E402
 
@@ -44,9 +47,12 @@ def timed_cli(env: dict[str, str], *args: str) -> tuple[float, str]:
 
 
 def measure(rows: int) -> dict:
+    bundle = sandbox_bundle()
     with tempfile.TemporaryDirectory(prefix="llmrack-bench-ops-") as tmp, \
-            Sandbox(1, Path(tmp) / "sbx", prefix=f"llmrack-bench-ops-{os.getpid()}-") as state:
-        env = {**sandbox_env(state), "LLMRACK_SECRETS_DIR": str(Path(tmp) / "secrets")}
+            Sandbox(1, Path(tmp) / "sbx", prefix=f"llmrack-bench-ops-{os.getpid()}-") as state, \
+            Sandbox(1, Path(tmp) / "nas", prefix=f"llmrack-bench-nas-{os.getpid()}-") as nas:
+        env = {**sandbox_env(state), "LLMRACK_SECRETS_DIR": str(Path(tmp) / "secrets"),
+               "LLMRACK_BUNDLE": str(bundle), "LLMRACK_BACKUP_REPOSITORY": grant_repository_access(state, nas)}
         first = run_pyinfra(SANDBOX_INVENTORY, PROJECT / "deploys" / "full_stack.py", env=env, timeout=3600)
         assert first.ok, first.errors()
         sql = (f"CREATE EXTENSION IF NOT EXISTS vector; CREATE TABLE docs (id int PRIMARY KEY, body text, "
@@ -58,15 +64,16 @@ def measure(rows: int) -> dict:
                               "\"SELECT pg_database_size('rag')\"").strip())
         backup_s, _ = timed_cli(env, "backup", str(SANDBOX_INVENTORY), "--host", "host1")
         restore_s, _ = timed_cli(env, "restore", str(SANDBOX_INVENTORY), "--host", "host1", "--yes")
-        ssh(state, "systemctl stop llmrack-stack && rm -rf /opt/llmrack/data/postgres /opt/llmrack/stack/secrets")
+        fresh = destroy_and_recreate(state)
+        grant_repository_access(fresh, nas)  # the new server's own key
         rebuild_s, out = timed_cli(env, "rebuild", str(SANDBOX_INVENTORY), "--host", "host1", "--yes")
         phases = {line.split(":")[0].strip(): float(line.split(":")[1].split()[0])
                   for line in out.splitlines() if line.startswith("  ") and line.strip().endswith(" s")}
-        count = int(ssh(state, f"{COMPOSE} exec -T postgres psql -U rag -d rag -Atc 'SELECT count(*) FROM docs'"))
+        count = int(ssh(fresh, f"{COMPOSE} exec -T postgres psql -U rag -d rag -Atc 'SELECT count(*) FROM docs'"))
     return {"rows": rows, "database_mib": round(size / 2**20, 1), "first_converge_s": round(first.wall_s, 1),
             "backup_s": round(backup_s, 1), "backup_mib_per_s": round(size / 2**20 / backup_s, 1),
             "restore_s": round(restore_s, 1), "restore_mib_per_s": round(size / 2**20 / restore_s, 1),
-            "rebuild_s": round(rebuild_s, 1), "rebuild_phases_s": phases, "rows_after_rebuild": count}
+            "rebuild_from_bare_s": round(rebuild_s, 1), "rebuild_phases_s": phases, "rows_after_rebuild": count}
 
 
 def main() -> int:
