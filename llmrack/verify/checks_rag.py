@@ -18,16 +18,14 @@ from llmrack.verify.context import (
     container_env,
     container_ip,
     container_ok,
-    has_role,
-    stack_absent,
     vector_container,
+    vector_store_guard,
 )
 from llmrack.verify.result import (
     Outcome,
     bad,
     check,
     judge,
-    not_applicable,
 )
 
 # the round trip's correctness probe: a question whose nearest document is DOCS[EXPECTED]
@@ -49,11 +47,7 @@ def perf_rag(ctx: CheckContext) -> Outcome:
     stack = ctx.profile.stack
     threshold = f"p99 <= {acc.rag_p99_ms_max:g} ms"
     kind = stack.vector_store.kind
-    if kind == "none":
-        return not_applicable("the tier runs no vector store (stack.vector_store.kind: none)", threshold)
-    if not has_role(ctx, "gateway"):
-        return not_applicable("the vector store runs on gateway hosts; this host has no gateway role", threshold)
-    if (out := stack_absent(ctx, "stack", threshold)) is not None:
+    if (out := vector_store_guard(ctx, threshold)) is not None:
         return out
     found = vector_container(ctx)
     if found is None or not container_ok(found):

@@ -24,6 +24,7 @@ from llmrack.verify.context import (
     served_names,
     stack_absent,
     vector_container,
+    vector_store_guard,
     version_ge,
 )
 from llmrack.verify.result import (
@@ -184,11 +185,7 @@ def sw_vllm(ctx: CheckContext) -> Outcome:
        "向量数据库部署（Qdrant健康检查）", "Vector database deployed (Qdrant health check)")
 def sw_vector_store(ctx: CheckContext) -> Outcome:
     kind = ctx.profile.stack.vector_store.kind
-    if kind == "none":
-        return not_applicable("the tier runs no vector store (stack.vector_store.kind: none)", kind)
-    if not has_role(ctx, "gateway"):
-        return not_applicable("the vector store runs on gateway hosts; this host has no gateway role", kind)
-    if (out := stack_absent(ctx, 'stack', kind)) is not None:
+    if (out := vector_store_guard(ctx, kind)) is not None:
         return out
     found = vector_container(ctx)
     if found is None:

@@ -17,7 +17,7 @@ from typing import Any
 from llmrack import httpclient
 from llmrack.config import HostSpec, Inventory
 from llmrack.secrets import AdminSecrets
-from llmrack.verify.outcome import Outcome, expected_absent
+from llmrack.verify.outcome import Outcome, expected_absent, not_applicable
 
 
 class CommandFailed(Exception):
@@ -276,3 +276,14 @@ def stack_absent(ctx: CheckContext, what: str, threshold: Any = None) -> Outcome
 
 def has_role(ctx: CheckContext, role: str) -> bool:
     return ctx.spec.has_role(role)  # type: ignore[arg-type]
+
+
+def vector_store_guard(ctx: CheckContext, threshold: Any = None) -> Outcome | None:
+    """The outcome of a vector-store check that need not look further: not applicable when the tier runs no
+    vector store or the host has no gateway role (the store runs beside the gateway), a failure when the stack
+    is expected and not deployed (:func:`stack_absent`); None: check the store."""
+    if ctx.profile.stack.vector_store.kind == "none":
+        return not_applicable("the tier runs no vector store (stack.vector_store.kind: none)", threshold)
+    if not has_role(ctx, "gateway"):
+        return not_applicable("the vector store runs on gateway hosts; this host has no gateway role", threshold)
+    return stack_absent(ctx, "stack", threshold)

@@ -13,6 +13,7 @@ import pytest
 from verify_fakes import FakeOpenAI
 
 from llmrack import bench
+from llmrack.checkresult import CATEGORIES, STATUSES
 from llmrack.config import HostSpec, Inventory, load_tier
 from llmrack.verify import report, suite
 from llmrack.verify.suite import CheckResult, HostResult, VerifyResult
@@ -101,6 +102,13 @@ def test_report_json_matches_schema_and_schema_rejects_breaks(tmp_path, bench_re
     broken["hosts"][0]["checks"][3]["status"] = "skip"  # there is no such status
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(broken, schema)
+
+
+def test_the_schema_lists_the_categories_and_statuses_of_the_code():
+    """report.schema.json is the published contract, so it spells the lists out; they are those of the code."""
+    check = report.load_schema()["$defs"]["check"]["properties"]
+    assert set(check["category"]["enum"]) == set(CATEGORIES)
+    assert check["status"]["enum"] == list(STATUSES)
 
 
 def test_junit_has_one_case_per_host_and_check(tmp_path, bench_result):
