@@ -332,9 +332,11 @@ def bundle_build(
 
 from llmrack.cli_data import data_app  # noqa: E402  (backup, restore, rebuild: they use the helpers above)
 from llmrack.cli_plan import plan_app  # noqa: E402  (plan, advise, export k8s: they use the helpers above)
+from llmrack.cli_secrets import secrets_app  # noqa: E402  (rotate-secrets: it uses the helpers above)
 
 app.registered_commands[:0] = plan_app.registered_commands  # plan and advise first in --help
 app.registered_commands += data_app.registered_commands
+app.registered_commands += secrets_app.registered_commands
 
 
 def main() -> None:

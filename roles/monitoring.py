@@ -57,7 +57,7 @@ def _reload(settings: MonitoringSettings, ports: ScrapePorts, service: str, port
     by ``up`` is waited for)."""
     url = f"http://{settings.bind_address}:{port}/-/reload"
     return (f"if docker compose --project-name {PROJECT} ps --status running -q {service} 2>/dev/null | grep -q .; "
-            f"then curl -fsS -X POST --retry 15 --retry-delay 1 --retry-connrefused {shlex.quote(url)}; fi")
+            f"then curl -fsS -X POST --retry 15 --retry-delay 1 --retry-all-errors {shlex.quote(url)}; fi")
 
 
 @deploy("Monitoring")

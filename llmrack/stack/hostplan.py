@@ -1,7 +1,8 @@
 """Everything the stack roles need for one host, computed on the admin machine without touching a host.
 
 Used by ``deploys/stack.py`` and by the CLI/tests: plans (planner), the compose model, the gateway's render
-context (upstreams from every inference host of the inventory) and the host's secrets.
+context (upstreams from every inference host of the inventory; the key map's retired keys still in their grace
+period, :mod:`llmrack.retired_keys`) and the host's secrets.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from llmrack.config import HostSpec
 from llmrack.errors import LlmrackError
 from llmrack.manifest import read_manifest
+from llmrack.retired_keys import gateway_retired_keys
 from llmrack.settings.stack import ModelSettings, StackSettings
 from llmrack.stack import compose as c
 from llmrack.stack import nginx as n
@@ -92,14 +94,17 @@ def host_stack(
     plans = plans or []
     compose = c.build_compose(stack, plans=plans, gpu_count=gpu.count, inference=inference, gateway=gateway,
                               publish_address=spec.address)
-    context = None
+    routes = None
     if gateway:
         backends = [(h.address, h.profile.stack, h.name == spec.name) for h in inventory if h.has_role("inference")]
         lens = {p.model.public_name: p.max_model_len for p in plans if p.max_model_len}
         routes = n.model_routes(stack, backends, lens)
-        context = n.gateway_context(stack, routes, server_name=stack.gateway.tls.common_name or "_",
-                                    address=spec.address)
     secrets = sec.stack_secrets(project_dir, spec.name, stack.gateway.api_clients)
+    context = None
+    if routes is not None:
+        context = n.gateway_context(stack, routes, server_name=stack.gateway.tls.common_name or "_",
+                                    address=spec.address,
+                                    retired_api_keys=gateway_retired_keys(project_dir, spec.name, secrets.api_keys))
     bundle = resolve_path(project_dir, stack.bundle.path) if stack.image_source == "bundle" or any(
         m.source == "bundle" for m in stack.models) else None
     local_paths = {m.name: str(resolve_path(project_dir, m.path)) for m in stack.models if m.source == "local"}

@@ -79,6 +79,10 @@ class GatewayContext(_Model):
     unauthenticated_burst: int = 10
     hsts_max_age: int = 31536000
     ssl_ciphers: str = MOZILLA_INTERMEDIATE_CIPHERS
+    retired_api_keys: list[tuple[str, str, str]] = Field(
+        [], repr=False, exclude=True,
+        description="(client, key, expires) of keys a rotation retired that the gateway still accepts "
+                    "(llmrack.retired_keys); in the key map only, never in nginx.conf.")
 
 
 def model_routes(
@@ -159,8 +163,12 @@ def render_nginx_conf(ctx: GatewayContext) -> str:
     return render(f"{GATEWAY_TEMPLATE_DIR}/nginx.conf.j2", **ctx.model_dump())
 
 
-def render_api_keys_map(keys: dict[str, str]) -> str:
-    return render(f"{GATEWAY_TEMPLATE_DIR}/api_keys.map.j2", keys=sorted(keys.items()))
+def render_api_keys_map(keys: dict[str, str], retired: Sequence[tuple[str, str, str]] = ()) -> str:
+    """The key map: every current key, then the retired keys still in their grace period (``retired``:
+    (client, key, expires), each mapped to its client; one that is a current key again is left out)."""
+    current = set(keys.values())
+    late = sorted((c, k, e) for c, k, e in retired if k not in current and c in keys)
+    return render(f"{GATEWAY_TEMPLATE_DIR}/api_keys.map.j2", keys=sorted(keys.items()), retired=late)
 
 
 def render_backend_auth(backend_key: str) -> str:
@@ -171,6 +179,6 @@ def gateway_files(ctx: GatewayContext, api_keys: dict[str, str], backend_key: st
     """Every file of the gateway's configuration directory, by name."""
     return {
         "nginx.conf": render_nginx_conf(ctx),
-        "api_keys.map": render_api_keys_map(api_keys),
+        "api_keys.map": render_api_keys_map(api_keys, ctx.retired_api_keys),
         "backend_auth.conf": render_backend_auth(backend_key),
     }

@@ -17,10 +17,10 @@ ROOT = Path(__file__).resolve().parents[2]
 # package prefixes; the longest matching key decides.
 LAYERS: list[tuple[str, ...]] = [
     ("llmrack.cli", "llmrack.cli_common", "llmrack.cli_data", "llmrack.cli_migrate", "llmrack.cli_plan",
-     "llmrack.cli_rollout"),
+     "llmrack.cli_rollout", "llmrack.cli_secrets"),
     # services run from the CLI or the deploys
     ("llmrack.verify", "llmrack.stack.smoke", "llmrack.stack.smoke_http", "llmrack.stack.smoke_stream", "llmrack.bench",
-     "llmrack.backup", "llmrack.rebuild",
+     "llmrack.backup", "llmrack.rebuild", "llmrack.rotate", "llmrack.rotate_host",
      "llmrack.migrate", "llmrack.migrate_run", "llmrack.rollout", "llmrack.burnin", "llmrack.advisor", "llmrack.export",
      "llmrack.sandbox", "llmrack.sandbox_image", "llmrack.sandbox_state", "llmrack.validate"),
     # what a host runs and how it gets there
@@ -30,8 +30,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("llmrack.ops", "llmrack.reboot", "llmrack.progress"),
     ("llmrack.facts",),
     # secrets on the admin machine; paths, ports, addresses, the bundle's manifest
-    ("llmrack.secrets", "llmrack.tls", "llmrack.httpclient", "llmrack.layout", "llmrack.manifest",
-     "llmrack.exposure", "llmrack.checkresult"),
+    ("llmrack.secrets", "llmrack.retired_keys", "llmrack.tls", "llmrack.httpclient", "llmrack.layout",
+     "llmrack.manifest", "llmrack.exposure", "llmrack.checkresult"),
     # typed data and the sizing math
     ("llmrack.config", "llmrack.cluster", "llmrack.settings", "llmrack.planner", "llmrack.catalogue", "llmrack.models",
      "llmrack.docker_daemon", "llmrack.deploy_input", "llmrack.yamlfile"),
