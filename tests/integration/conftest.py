@@ -27,7 +27,7 @@ from llmrack.sandbox import SandboxState
 LANES = {
     "hosts": ["test_base_docker", "test_hardening_host", "test_nvidia_driver_debian", "test_security_host",
               "test_cluster", "test_images", "test_monitoring", "test_reboot_airgap"],
-    "site": ["test_data_safety", "test_stack", "test_verify", "test_drills"],
+    "site": ["test_data_safety", "test_stack", "test_verify", "test_drills", "test_rotate_secrets"],
 }
 _ORDER = {m: (i, j) for i, mods in enumerate(LANES.values()) for j, m in enumerate(mods)}
 
