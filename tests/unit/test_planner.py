@@ -13,29 +13,18 @@ Arithmetic used in the comments (see llmrack/planner.py for the reasons behind e
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from planner_common import H100, RTX4090
 
 from llmrack.catalogue import CATALOGUE
 from llmrack.errors import PlanError
 from llmrack.planner import (
-    GIB,
     _spec_from_config,
     catalogue_names,
     load_model_spec,
     plan,
     weight_bytes,
 )
-
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "models"
-RTX4090 = "NVIDIA GeForce RTX 4090"
-H100 = "NVIDIA H100 80GB HBM3"
-
-
-def _usable(gib: float) -> int:
-    return int(gib * GIB * 0.90)
-
 
 # ------------------------------------------------------------------------------------------------
 # Catalogue

@@ -4,27 +4,18 @@ from disk, and errors naming the field (the golden sizing rows are in test_plann
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
+from planner_common import FIXTURES, H100, RTX4090
 
 from llmrack.errors import LlmrackError, PlanError
 from llmrack.planner import (
-    GIB,
     check_tensor_parallel,
     kv_bytes_per_token,
     load_model_spec,
     plan,
     weight_bytes,
 )
-
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "models"
-RTX4090 = "NVIDIA GeForce RTX 4090"
-H100 = "NVIDIA H100 80GB HBM3"
-
-
-def _usable(gib: float) -> int:
-    return int(gib * GIB * 0.90)
 
 
 def test_tensor_parallel_rules():
