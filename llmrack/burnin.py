@@ -6,7 +6,9 @@ One worker process per GPU (torch) multiplies two 8192x8192 bf16 matrices in a l
 for each ~1 s chunk. The parent samples temperature, SM clock, power, throttle reasons and uncorrected ECC
 counts every ``sample_s`` seconds and reads the kernel log's Xid count before and after. The verdict fails
 on thermal / hardware-slowdown / power-brake throttling, a temperature over the limit, new ECC or Xid
-errors, or a GPU more than 15 % below the median of its peers.
+errors, or a GPU more than 15 % below the median of its peers. On a server with several GPUs, GPU 0 first runs
+alone for ``solo_s`` and an NCCL all-reduce runs over all of them (llmrack/burnin_scaling.py): the report's
+``scaling`` block holds the all-GPU aggregate against the count times the solo rate, read by `llmrack verify`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from llmrack.burnin_scaling import measure_allreduce, scaling_summary
 from llmrack.facts._parse import na
 from llmrack.facts.gpu import BAD_THROTTLE, decode_throttle, parse_xid_errors
 
@@ -167,10 +170,30 @@ def _summary(series: list[dict[str, Any]]) -> dict[str, Any]:
             "util_pct": stat("util_pct"), "throttle_reasons_seen": reasons}
 
 
+def _solo_rate(ctx: Any, index: int, seconds: float) -> float | None:
+    """The steady TFLOP/s of one GPU loaded alone (None when its worker failed)."""
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_worker, args=(index, seconds, queue), daemon=True)
+    proc.start()
+    try:
+        r = queue.get(timeout=seconds + 180)
+    except Exception:  # queue.Empty: the worker hung or died
+        r = {"error": "no result"}
+    proc.join(timeout=30)
+    if proc.is_alive():
+        proc.kill()
+    rates = r.get("rates") or []
+    steady = rates[len(rates) // 10:] or rates
+    return round(statistics.median(steady), 1) if steady else None
+
+
 def run_burnin(
-    minutes: float, *, sample_s: float = 5, log: Callable[[str], None] = print, max_temp_c: float = 87
+    minutes: float, *, sample_s: float = 5, log: Callable[[str], None] = print, max_temp_c: float = 87,
+    scaling: bool | None = None, solo_s: float = 20,
 ) -> dict[str, Any]:
-    """Load every GPU for ``minutes`` and return a JSON-able report with ``verdict`` "pass" or "fail"."""
+    """Load every GPU for ``minutes`` and return a JSON-able report with ``verdict`` "pass" or "fail".
+
+    ``scaling`` (default: with two GPUs or more) runs the solo phase and the all-reduce first."""
     seconds = max(10.0, minutes * 60)
     started = time.time()
     report: dict[str, Any] = {
@@ -193,6 +216,13 @@ def run_burnin(
 
     xid_before = read_xid()
     ctx = mp.get_context("spawn")
+    solo: float | None = None
+    allreduce: dict[str, Any] | None = None
+    if scaling if scaling is not None else len(indices) >= 2:
+        log(f"burn-in: GPU {indices[0]} alone for {solo_s:.0f} s, then an NCCL all-reduce over {len(indices)}")
+        solo = _solo_rate(ctx, indices[0], solo_s)
+        allreduce = measure_allreduce(indices)
+        log(f"burn-in: solo {solo} TFLOP/s; all-reduce {allreduce}")
     queue = ctx.Queue()
     procs = [ctx.Process(target=_worker, args=(i, seconds, queue), daemon=True) for i in indices]
     for p in procs:
@@ -248,6 +278,8 @@ def run_burnin(
         "problems": problems,
         "verdict": "fail" if problems else "pass",
     })
+    if solo is not None or allreduce is not None:
+        report["scaling"] = scaling_summary(solo, tflops, allreduce)
     return report
 
 
@@ -257,14 +289,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample-s", type=float, default=5, help="Seconds between nvidia-smi samples.")
     parser.add_argument("--max-temp", type=float, default=87, help="Highest acceptable temperature, C.")
     parser.add_argument("--out", default="", help="Write the JSON report to this file.")
+    parser.add_argument("--scaling", action=argparse.BooleanOptionalAction, default=None,
+                        help="Solo phase and all-reduce first (default: with two GPUs or more).")
     args = parser.parse_args(argv)
-    report = run_burnin(args.minutes, sample_s=args.sample_s, max_temp_c=args.max_temp,
+    report = run_burnin(args.minutes, sample_s=args.sample_s, max_temp_c=args.max_temp, scaling=args.scaling,
                         log=lambda m: print(m, file=sys.stderr, flush=True))
     text = json.dumps(report, indent=2, sort_keys=True)
     if args.out:
         with open(args.out, "w", encoding="utf-8") as f:
             f.write(text + "\n")
-    summary = {k: report.get(k) for k in ("verdict", "problems", "tflops", "gpu_count", "seconds")}
+    summary = {k: report.get(k) for k in ("verdict", "problems", "tflops", "gpu_count", "seconds", "scaling")}
     summary["gpus"] = {i: {k: v for k, v in g.items() if k != "chunks"} for i, g in report.get("gpus", {}).items()}
     print(json.dumps(summary, indent=2, sort_keys=True))
     return 0 if report["verdict"] == "pass" else 1

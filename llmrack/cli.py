@@ -260,12 +260,15 @@ def burnin(
     output: Annotated[Path | None, typer.Option(
         "--out", help="Write the JSON result here (default: /var/lib/llmrack/acceptance/burnin.json, read by verify).")
     ] = None,
+    scaling: Annotated[bool | None, typer.Option(
+        "--scaling/--no-scaling", help="GPU 0 alone and an NCCL all-reduce first (default: with 2 GPUs or more).")
+    ] = None,
 ) -> None:
     """Sustained matmul load on every GPU while sampling temperature, clocks, power and XID/ECC."""
     from llmrack import burnin as burnin_mod
 
     check_out_path(output, "--out")
-    res = burnin_mod.run_burnin(minutes, log=err.print)
+    res = burnin_mod.run_burnin(minutes, log=err.print, scaling=scaling)
     text = json.dumps(res, indent=2, sort_keys=True)
     if output is None:  # where `llmrack verify` collects it from
         from llmrack.verify.checklist import BURNIN_RESULT_PATH

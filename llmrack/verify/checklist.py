@@ -341,3 +341,36 @@ def hw_power(ctx: CheckContext) -> Outcome:
     total = sum(v["peak_w"] for v in value.values())
     return judge(not problems, "; ".join(problems) or f"{len(value)} GPU(s) at {total:.0f} W together, each within "
                  "its rating", value, threshold)
+
+
+@check("hw.gpu_scaling", "GPUs together against one alone (burn-in), and the NCCL link between them", "hardware",
+       "多GPU扩展效率（4× GPU > 3× 单GPU性能）", "Multi-GPU scaling (4x GPU > 3x single-GPU performance)")
+def hw_gpu_scaling(ctx: CheckContext) -> Outcome:
+    n = ctx.profile.hardware.gpu.count
+    low = ctx.profile.acceptance.multi_gpu_scaling_min
+    threshold = f"all {n} GPUs >= {low:.2f} x {n} x GPU 0 alone; NCCL all-reduce over all of them runs"
+    if n < 2:
+        return not_applicable(f"the tier has {n} GPU(s): no multi-GPU scaling to measure" if n else
+                              "the tier has no GPUs", threshold)
+    early = _burnin_guard(ctx, threshold)
+    if early:
+        return early
+    assert ctx.burnin is not None
+    sc = ctx.burnin.get("scaling")
+    if not isinstance(sc, dict):
+        return manual("the burn-in result has no scaling phase (taken with one GPU visible, or an older llmrack)",
+                      "run `llmrack burnin` again with every GPU visible, then verify again", threshold)
+    problems = []
+    ratio, ar = sc.get("ratio"), sc.get("allreduce") or {}
+    if sc.get("gpus", 0) < n:
+        problems.append(f"the burn-in saw {sc.get('gpus')} GPU(s), the tier has {n}")
+    if ratio is None:
+        problems.append("no aggregate to compare: a GPU's load worker failed (see hw.burnin)")
+    elif ratio < low:
+        problems.append(f"{sc.get('all_tflops_sum')} TFLOP/s on {sc.get('gpus')} GPUs = {ratio:.2f} x "
+                        f"{sc.get('gpus')} x {sc.get('solo_tflops')} alone (shared power or cooling: nvidia-smi -q "
+                        "-d PERFORMANCE during the burn-in)")
+    if ar.get("error"):
+        problems.append(f"NCCL all-reduce over the GPUs failed: {ar['error']} (NCCL_DEBUG=INFO, nvidia-smi topo -m)")
+    return judge(not problems, "; ".join(problems) or f"{ratio:.2f} x {sc.get('gpus')} x GPU 0 alone; all-reduce "
+                 f"bus bandwidth {ar.get('busbw_gb_s')} GB/s", sc, threshold)

@@ -3,6 +3,7 @@
 # `llmrack verify --local` over every checklist line (hardware lines measured; the stack's lines fail as "not
 # deployed", which is the truth on such a host). Needs .whl/gpu and .tools.tar.xz from tests/gpu/pack_tools.sh.
 # Usage (repo root): bash tests/gpu/device_verify.sh OUTDIR [BURNIN_MINUTES (0: keep the saved one)] [CPU_STRESS_S] [MEMTEST_MIB]
+# BURNIN_ARGS (environment) is passed to the burn-in, e.g. --scaling for its solo phase and all-reduce on one GPU.
 set -u
 OUTDIR=${1:?outdir}; MIN=${2:-2}; CPU_S=${3:-120}; MEM_MIB=${4:-1024}
 mkdir -p "$OUTDIR"
@@ -23,8 +24,9 @@ export LLMRACK_GPU_MODEL=$MODEL LLMRACK_GPU_COUNT=$(nvidia-smi -L | wc -l) \
   LLMRACK_GPU_MEMORY_GIB=$(python3 -c "print(round($MEM/1024))") LLMRACK_CPU_STRESS_S=$CPU_S LLMRACK_MEMTEST_MIB=$MEM_MIB
 mkdir -p /var/lib/llmrack/acceptance
 echo "=== burn-in $MIN min"
-[ "$MIN" = 0 ] || python3 -m llmrack.burnin --minutes "$MIN" --sample-s 5 --out /var/lib/llmrack/acceptance/burnin.json 2>&1 \
-  | tail -20 | tee "$OUTDIR/burnin.txt"
+[ "$MIN" = 0 ] || python3 -m llmrack.burnin --minutes "$MIN" --sample-s 5 ${BURNIN_ARGS:-} --out /var/lib/llmrack/acceptance/burnin.json 2>&1 \
+  | tail -40 | tee "$OUTDIR/burnin.txt"
+cp /var/lib/llmrack/acceptance/burnin.json "$OUTDIR/" 2>/dev/null
 echo "=== verify --local"
 python3 -c 'import sys; from llmrack.cli import main; sys.argv[0] = "llmrack"; main()' verify tests/gpu/inventory_local.py \
   --local --report "$OUTDIR/report" 2>&1 | tee "$OUTDIR/verify.txt" | grep -E "^\S+: (PASS|FAIL|MANUAL|N/A|ERROR|NOT)" | cut -c1-160

@@ -194,3 +194,27 @@ def test_single_stream_reports_the_roofline_share_on_gpu_tiers(monkeypatch, gpu)
         assert "of the 66 tokens/s decode roofline" in out.message and out.details["roofline"]["tokens_per_s"] < 67
     else:
         assert "roofline" not in out.message
+
+
+def test_gpu_scaling_judges_the_burn_ins_solo_and_all_gpu_phases():
+    from llmrack.burnin_scaling import scaling_summary
+
+    tier = {"hardware": {"gpu": {"count": 4, "model": "H200", "memory_gib": 141}}}
+    link = {"ranks": 4, "busbw_gb_s": 352.0}
+    good = {"minutes": 10, "scaling": scaling_summary(700.0, {0: 690.0, 1: 684.0, 2: 677.0, 3: 688.0}, link)}
+    assert good["scaling"]["ratio"] == 0.978  # 2739 / (4 x 700)
+    out = K.hw_gpu_scaling(ctx("standard", tier, burnin=good))
+    assert out.status == "pass" and "352.0 GB/s" in out.message
+    # two cards that share too little power: the aggregate falls to 0.70 x 4 x solo
+    weak = {"scaling": scaling_summary(700.0, {0: 700.0, 1: 700.0, 2: 200.0, 3: 360.0}, link)}
+    out = K.hw_gpu_scaling(ctx("standard", tier, burnin=weak))
+    assert out.status == "fail" and "0.70 x 4 x 700.0 alone" in out.message
+    dead = {"scaling": scaling_summary(700.0, {0: 690.0, 1: None, 2: 677.0, 3: 688.0}, {"ranks": 4, "error": "x"})}
+    out = K.hw_gpu_scaling(ctx("standard", tier, burnin=dead))
+    assert out.status == "fail" and "load worker failed" in out.message and "all-reduce" in out.message
+    old = K.hw_gpu_scaling(ctx("standard", tier, burnin={"minutes": 10, "samples": {}}))
+    assert old.status == "manual" and "no scaling phase" in old.message
+    one = {"hardware": {"gpu": {"count": 1, "model": "H200", "memory_gib": 141}},
+           "stack": {"models": [{"name": "Qwen/Qwen2.5-7B-Instruct", "served_name": "qwen2.5-7b"}]}}
+    assert K.hw_gpu_scaling(ctx("standard", one, burnin=good)).status == "not_applicable"
+    assert K.hw_gpu_scaling(ctx("standard", tier)).status == "manual"
