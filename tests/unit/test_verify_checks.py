@@ -68,7 +68,7 @@ def test_registry_ids_categories_and_checklist_lines():
     assert len(from_seed) >= 12
     assert [c.category for c in select({"security"})] == ["security"] * len(select({"security"}))
     assert [c.id for c in select({"hw.gpu"})] == ["hw.gpu_count", "hw.gpu_model", "hw.gpu_memory",
-                                                  "hw.gpu_errors", "hw.gpu_idle"]
+                                                  "hw.gpu_errors", "hw.gpu_idle", "hw.gpu_scaling"]
     picked = {c.id for c in select({"hw.gpu_count", "sw"})}
     assert "hw.gpu_count" in picked and "sw.os" in picked and "hw.ram" not in picked
 
