@@ -170,6 +170,12 @@ def _summary(series: list[dict[str, Any]]) -> dict[str, Any]:
             "util_pct": stat("util_pct"), "throttle_reasons_seen": reasons}
 
 
+def _steady_median(rates: list[float]) -> float | None:
+    """The median TFLOP/s of a worker's chunks, its first tenth (clocks and temperature rising) left out."""
+    steady = rates[len(rates) // 10:] or rates
+    return round(statistics.median(steady), 1) if steady else None
+
+
 def _solo_rate(ctx: Any, index: int, seconds: float) -> float | None:
     """The steady TFLOP/s of one GPU loaded alone (None when its worker failed)."""
     queue = ctx.Queue()
@@ -182,9 +188,7 @@ def _solo_rate(ctx: Any, index: int, seconds: float) -> float | None:
     proc.join(timeout=30)
     if proc.is_alive():
         proc.kill()
-    rates = r.get("rates") or []
-    steady = rates[len(rates) // 10:] or rates
-    return round(statistics.median(steady), 1) if steady else None
+    return _steady_median(r.get("rates") or [])
 
 
 def run_burnin(
@@ -218,7 +222,9 @@ def run_burnin(
     ctx = mp.get_context("spawn")
     solo: float | None = None
     allreduce: dict[str, Any] | None = None
-    if scaling if scaling is not None else len(indices) >= 2:
+    if scaling is None:
+        scaling = len(indices) >= 2
+    if scaling:
         log(f"burn-in: GPU {indices[0]} alone for {solo_s:.0f} s, then an NCCL all-reduce over {len(indices)}")
         solo = _solo_rate(ctx, indices[0], solo_s)
         allreduce = measure_allreduce(indices)
@@ -263,7 +269,7 @@ def run_burnin(
             continue
         rates = r["rates"]
         steady = rates[len(rates) // 10:] or rates
-        tflops[i] = round(statistics.median(steady), 1)
+        tflops[i] = _steady_median(rates)
         gpus[str(i)] = {"name": r["name"], "tflops_median": tflops[i], "tflops_min": round(min(steady), 1),
                         "tflops_max": round(max(steady), 1), "chunks": len(rates),
                         **_summary(samples.get(i, []))}
