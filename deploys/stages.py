@@ -48,6 +48,7 @@ from roles.cuda import cuda
 from roles.docker_engine import docker_engine
 from roles.gateway import gateway
 from roles.hardening import hardening
+from roles.host_baseline import host_baseline
 from roles.host_security import host_security
 from roles.llm_stack import activate_stack, llm_stack
 from roles.monitoring import monitoring
@@ -192,6 +193,7 @@ def host_hardening(run: Run) -> None:
         gateway = run.spec.has_role("gateway")
         host_security(run.profile.hardening, gateway_log_tag=GATEWAY_LOG_TAG if gateway else None,
                       textfile_dir=run.profile.backup.textfile_dir)
+        host_baseline(run.profile.hardening)
 
 
 def _stack_refs(profile) -> set[str]:  # noqa: ANN001 - TierProfile

@@ -132,6 +132,8 @@ class HostSecuritySettings(Settings):
     password_warn_age: int = Field(7, ge=0, le=365, description="login.defs PASS_WARN_AGE (CIS 5.4.1.3).")
     inactive_days: int = Field(45, ge=1, le=365, description="useradd INACTIVE (CIS 5.4.1.5).")
     password_min_length: int = Field(14, ge=8, le=128, description="pwquality minlen (CIS 5.3.3.2.2).")
+    password_history: int = Field(24, ge=24, le=400, description="pam_pwhistory remember: earlier passwords "
+                                  "that cannot be reused (CIS 5.3.3.3.1).")
     faillock_deny: int = Field(5, ge=1, le=20, description="pam_faillock deny (CIS 5.3.3.1.1).")
     faillock_unlock_time_s: int = Field(900, ge=0, description="pam_faillock unlock_time (CIS 5.3.3.1.2).")
     session_timeout_s: int = Field(900, ge=0, description="Shell TMOUT for idle interactive sessions; 0: off.")

@@ -1,7 +1,9 @@
 """A hardened sandbox host under the security control suite: converge (as the deploy user with sudo) ->
 converge again (0 changes) -> the deploy user still gets in over SSH with sudo, root does not ->
 ``llmrack verify --only security`` passes -> undo one setting per family on the host (sysctl, sshd, moduli,
-audit, file mode, module, login.defs, fail2ban, a package) and see its control fail.
+audit, file mode, module, login.defs, fail2ban, a package, an account, a world-writable file, a PAM option, a
+unit, the firewall table, a process's user, cron's crontab) and see its control fail. The base role runs first:
+chrony, the host's one time daemon, is its.
 
 The controls read the host over SSH (sshd -T, sysctl, audit rules, stat, fail2ban-client ...); the undo steps
 change the host directly (docker exec), never through deploy code. The sandbox host shares the machine's
@@ -24,6 +26,7 @@ from harness import PROJECT, PYINFRA, assert_converged, assert_no_changes, conta
 
 SANDBOX_HOSTS = 1
 HARDENING = PROJECT / "deploys" / "hardening.py"
+BASE = PROJECT / "deploys" / "base.py"
 LLMRACK = PYINFRA.parent / "llmrack"
 
 # family -> (command that undoes one setting on the host, the control that must then fail)
@@ -34,17 +37,31 @@ UNDO = {
              "sec.ssh.x11_forwarding"),
     "moduli": ("echo '20250101000000 2 6 100 2047 2 C0FFEE' >> /etc/ssh/moduli", "sec.ssh.moduli"),
     "audit": ("sed -i '/-w \\/etc\\/shadow /d' /etc/audit/rules.d/60-llmrack.rules", "sec.audit.shadow"),
-    "file": ("chmod 0666 /etc/issue", "sec.file.issue"),
+    "file": ("chmod 0664 /etc/issue", "sec.file.issue"),
     "module": ("sed -i '/cramfs/d' /etc/modprobe.d/60-llmrack-cis.conf", "sec.module.cramfs"),
     "line": ("sed -i 's/^PASS_MAX_DAYS.*/PASS_MAX_DAYS\\t99999/' /etc/login.defs", "sec.conf.pass_max_days"),
     "jail": ("systemctl stop fail2ban", "sec.service.fail2ban_sshd_jail"),
     "package": ("dpkg --purge chkrootkit >/dev/null", "sec.pkg.chkrootkit_present"),
     "aging": ("chage -M 99999 alice", "sec.account.pass_max_days"),
+    "accounts": ("useradd -o -u 1000 -M -s /usr/sbin/nologin twin", "sec.account.unique_uids"),
+    "scan": ("touch /srv/llmrack-undo && chmod 0666 /srv/llmrack-undo", "sec.fs.no_world_writable_files"),
+    "noline": ("sed -i 's/pam_unix.so try_first_pass/pam_unix.so nullok try_first_pass/' /etc/pam.d/common-auth",
+               "sec.conf.pam_unix_no_nullok"),
+    "unit": ("systemctl disable -q llmrack-firewall.service", "sec.service.firewall_enabled"),
+    "nft": ("nft delete chain inet llmrack output", "sec.firewall.base_chains"),
+    "if_installed": ("chmod 0644 /etc/crontab", "sec.cron.crontab"),
+    "process": ("cp /bin/sleep /tmp/chronyd && (setsid /tmp/chronyd 900 >/dev/null 2>&1 &)",
+                "sec.service.chronyd_user"),
 }
+# controls that fail along with an undo above: the output chain is also what 4.3.7's control looks for
+ALSO_FAILING = {"sec.service.fail2ban_active", "sec.firewall.established"}
 # a human account with a password, made before the hardening (login.defs alone would not age it); the hash is
 # of no known password
 ALICE = ("useradd -m -s /bin/bash alice && usermod -p '$6$llmracktest$' alice && chage -d \"$(date +%F)\" -M 99999 "
          "-m 0 -W 0 alice")
+
+# cron as Ubuntu installs it (Debian's minimal hosts here have none): the hardening must close its files
+CRON = "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -qq -y --no-install-recommends cron"
 
 
 def exec_in(state, cmd: str) -> str:
@@ -80,9 +97,12 @@ def runs(sandbox_state, tmp_path_factory: pytest.TempPathFactory) -> SimpleNames
     exec_in(sandbox_state, "rm -f /etc/ssh/sshd_config.d/50-llmrack-sandbox.conf && systemctl reload ssh")
     root_before = ssh(sandbox_state, "root", "true")
     exec_in(sandbox_state, ALICE)
+    exec_in(sandbox_state, CRON)
     tmp = tmp_path_factory.mktemp("sec")
     inventory = tmp / "inventory_security.py"
     inventory.write_text(deploy_user_inventory(sandbox_state))
+    base = run_pyinfra(inventory, BASE)  # chrony, the one time daemon, is the base role's
+    assert_converged(base)
     first = run_pyinfra(inventory, HARDENING)
     second = run_pyinfra(inventory, HARDENING)
     controls = verify(inventory, tmp / "before", "security")
@@ -143,4 +163,4 @@ def test_each_family_fails_when_its_setting_is_undone(runs, sandbox_state) -> No
     assert all(s == "fail" for s in status.values()), {f: (s, after[UNDO[f][1]]["message"]) for f, s in status.items()}
     # and only those: every other control keeps its verdict
     changed = {i for i, c in after.items() if c["status"] != runs.controls[i]["status"]}
-    assert changed == {cid for _, cid in UNDO.values()} | {"sec.service.fail2ban_active"}, changed
+    assert changed == {cid for _, cid in UNDO.values()} | ALSO_FAILING, changed

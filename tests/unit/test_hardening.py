@@ -188,7 +188,13 @@ def test_firewall_never_flushes_and_keeps_ssh_open() -> None:
     assert 'tcp dport { 22 } accept comment "SSH"' in rules
     assert 'tcp dport { 80, 443 } accept comment "gateway"' in rules
     assert 'ct status dnat meta l4proto tcp ct original proto-dst { 80, 443 } accept comment "gateway"' in rules
-    assert rules[-3] == 'counter drop comment "published port dropped by llmrack"'
+    forward = rules.index("type filter hook forward priority filter - 10; policy accept;")
+    output = rules.index("type filter hook output priority filter; policy accept;")
+    last_forward = [ln for ln in rules[forward:output] if ln not in ("", "}", "chain output {")][-1]
+    assert last_forward == 'counter drop comment "published port dropped by llmrack"'
+    lo = rules.index('iifname "lo" accept')  # loopback addresses only on lo (CIS 4.3.6), after lo's accept
+    assert rules[lo + 1].startswith("ip saddr 127.0.0.0/8 counter drop")
+    assert rules[lo + 2].startswith("ip6 saddr ::1 counter drop")
     assert 'iifname "docker0" accept comment "Docker bridge"' in rules
     assert 'iifname "br-*" accept comment "Docker bridge"' in rules
     ssh_rule = rules.index('tcp dport { 22 } accept comment "SSH"')

@@ -7,6 +7,7 @@ the project's seeds). Controls knowingly not applied are waived in ``security/wa
 the project's ``security-waivers.yaml``, each with its reason, and reported as waived.
 """
 
+from llmrack.verify.security import probes_system  # noqa: F401  (its judges join probes.JUDGES)
 from llmrack.verify.security.controls import CONTROLS, Control
 from llmrack.verify.security.probes import register_controls
 

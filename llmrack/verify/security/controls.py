@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from llmrack.verify.security import controls_system as more
+
 # ---------------------------------------------------------------------------------------------- tables
 # (id suffix, key, expected values, benchmark line)
 SYSCTL: list[tuple[str, str, tuple[str, ...], str]] = [
@@ -316,6 +318,30 @@ def build() -> list[Control]:
         out.append(Control(f"sec.service.{sfx}", f"{svc} active and enabled", ref, "service", {"service": svc}))
     out.append(Control("sec.service.fail2ban_sshd_jail", "fail2ban's sshd jail is running", "llmrack / seed 003",
                        "jail", {"jail": "sshd"}))
+    for sfx, rule, title, ref in more.ACCOUNTS:
+        out.append(Control(f"sec.account.{sfx}", title, ref, "accounts", {"rule": rule}))
+    for sfx, tag, title, ref in more.SCANS:
+        out.append(Control(f"sec.fs.{sfx}", title, ref, "scan", {"tag": tag}))
+    for sfx, path, regex, ref in more.NO_LINES:
+        out.append(Control(f"sec.conf.{sfx}", f"{path}: no line matches {regex}", ref, "noline",
+                           {"path": path, "regex": regex}))
+    for sfx, path, regex, ref in more.MORE_LINES:
+        out.append(Control(f"sec.conf.{sfx}", f"{path}: {regex}", ref, "line", {"path": path, "regex": regex}))
+    for sfx, unit, active, enabled, ref in more.UNITS:
+        out.append(Control(f"sec.service.{sfx}", f"{unit}: {'|'.join(active)}, {'|'.join(enabled)}", ref, "unit",
+                           {"unit": unit, "active": active, "enabled": enabled}))
+    for sfx, regexes, title, ref in more.NFT:
+        out.append(Control(f"sec.firewall.{sfx}", title, ref, "nft", {"regexes": regexes}))
+    for sfx, proc, user, ref in more.PROCESSES:
+        out.append(Control(f"sec.service.{sfx}", f"every {proc} runs as {user}", ref, "process",
+                           {"process": proc, "user": user}))
+    for sfx, pkg, family, params, ref in more.IF_INSTALLED:
+        what = params.get("path") or params.get("unit")
+        out.append(Control(f"sec.cron.{sfx}", f"{what} (when {pkg} is installed)", ref, "if_installed",
+                           {**params, "package": pkg, "family": family}))
+    for pkg, ref in more.MORE_ABSENT:
+        out.append(Control(f"sec.pkg.{pkg.replace('-', '_')}_absent", f"{pkg} not installed", ref, "absent",
+                           {"package": pkg}))
     for sfx, title, ref in CONTAINER:
         out.append(Control(f"sec.container.{sfx}", f"every stack container has {title}", ref, "container",
                            {"property": sfx}))
