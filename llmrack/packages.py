@@ -50,13 +50,15 @@ def host_security_packages(hardening) -> list[str]:  # noqa: ANN001 - HardeningS
 # The host-security role's audit tools (Lynis suggestions that fit a GPU server) and USBGuard.
 AUDIT_TOOLS = ["libpam-tmpdir", "apt-listchanges", "debsums", "acct", "aide", "aide-common", "chkrootkit"]
 USBGUARD = "usbguard"
+APPARMOR = ["apparmor", "apparmor-utils"]  # CIS 1.3.1.1 (Ubuntu has them; Debian's minimal hosts may not)
 
 
 def host_audit_packages(hardening) -> list[str]:  # noqa: ANN001 - HardeningSettings
-    """What ``host_security`` installs besides ``host_security_packages``: audit tools, USBGuard when on."""
+    """What ``host_security`` and ``host_baseline`` install besides ``host_security_packages``: audit tools,
+    AppArmor, USBGuard when on."""
     if not (hardening.enabled and hardening.host.enabled):
         return []
-    return [*AUDIT_TOOLS, *([USBGUARD] if hardening.host.usb_guard else [])]
+    return [*AUDIT_TOOLS, *APPARMOR, *([USBGUARD] if hardening.host.usb_guard else [])]
 
 
 def backup_packages(backup) -> list[str]:  # noqa: ANN001 - BackupSettings

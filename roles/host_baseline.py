@@ -1,7 +1,9 @@
-"""The CIS Ubuntu 24.04 Level 1 baseline past ``host_security``: journald as the one logging system (6.1.x),
+"""The CIS Ubuntu 24.04 Level 1 baseline past ``host_security``: AppArmor installed (1.3.1.1),
+journald as the one logging system (6.1.x),
 ufw out of the way of llmrack's nftables firewall (4.1.1, 4.3.2), pam_unix without ``nullok`` and a password
-history (5.3.2.4, 5.3.3.3.x, 5.3.3.4.1), interactive users' homes at most 750 (7.2.9), and where cron or at
-is installed (Ubuntu installs cron), their files closed and their use allowed to root only (2.4.x).
+history (5.3.2.4, 5.3.3.3.x, 5.3.3.4.1), interactive users' homes at most 750 (7.2.9), the audit tools under
+AIDE (6.3.3), and where cron or at is installed (Ubuntu installs cron), their files closed and their use allowed
+to root only (2.4.x).
 
 PAM changes go through ``pam-auth-update`` only: llmrack's own profile replaces the distribution's ``unix``
 one (the distribution's file stays untouched, so a libpam upgrade never brings ``nullok`` back). Nothing here
@@ -16,13 +18,16 @@ from pyinfra import host, logger
 from pyinfra.api import FactBase
 from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.files import FindInFile
-from pyinfra.operations import files, server, systemd
+from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
-from llmrack.ops import FollowUp, put_text, render_template
+from llmrack.ops import APT_RETRIES, FollowUp, put_text, render_template
+from llmrack.packages import APPARMOR
 from llmrack.settings.hardening import HardeningSettings
 
 JOURNALD_CIS = "/etc/systemd/journald.conf.d/61-llmrack-cis.conf"
+AIDE_AUDIT_TOOLS = "/etc/aide/aide.conf.d/70_llmrack_audit_tools"  # run-parts style name: no dot
+AUDIT_TOOLS = ["auditctl", "auditd", "ausearch", "aureport", "autrace", "augenrules"]
 PAM_UNIX = "llmrack-unix"
 PAM_HISTORY = "llmrack-pwhistory"
 CRON_DIRS = ["/etc/cron.hourly", "/etc/cron.daily", "/etc/cron.weekly", "/etc/cron.monthly", "/etc/cron.d"]
@@ -66,6 +71,9 @@ def host_baseline(hardening: HardeningSettings) -> None:
         logger.info(f"{host.print_prefix}the CIS baseline is disabled for this tier")
         return
 
+    apt.packages(name="Install AppArmor and its tools (CIS 1.3.1.1)", packages=APPARMOR, no_recommends=True,
+                 **APT_RETRIES)
+
     # ---- logging: journald persistent and compressed, the one logging system (CIS 6.1.1.x, 6.1.2.2-4)
     restart = FollowUp("journald-restart", "journald's restart")
     restart.put(f"Write {JOURNALD_CIS} (CIS 6.1.2.2-4: persistent, compressed, not forwarded to syslog)",
@@ -88,6 +96,10 @@ def host_baseline(hardening: HardeningSettings) -> None:
                  commands=["DEBIAN_FRONTEND=noninteractive pam-auth-update --disable unix",
                            f"DEBIAN_FRONTEND=noninteractive pam-auth-update --enable {PAM_UNIX} {PAM_HISTORY}"],
                  **({} if off else {"_if": any_changed(*profiles)}))
+
+    # ---- AIDE (installed by host_security) guards the audit tools (CIS 6.3.3)
+    put_text(f"Write {AIDE_AUDIT_TOOLS} (CIS 6.3.3: the audit tools under AIDE)",
+             render_template("host_baseline", AIDE_AUDIT_TOOLS, tools=AUDIT_TOOLS), AIDE_AUDIT_TOOLS)
 
     # ---- homes of interactive users: theirs, at most 750 (CIS 7.2.9)
     for user, (home, mode, owner) in sorted(host.get_fact(InteractiveHomes).items()):

@@ -56,7 +56,8 @@ WAIVED.update({
                "that use it instead",
     **{f"6.1.2.1.{n}": "shipping logs to a central log host is the site's choice; llmrack sends metrics and alerts "
                        "off the host, journald keeps the logs on it" for n in (1, 2, 3)},
-    **{f"6.1.3.{n}": RSYSLOG for n in range(1, 8)},
+    **{f"6.1.3.{n}": RSYSLOG for n in range(1, 9)},  # 6.1.3.8: logrotate of rsyslog's files (journald rotates
+    # its own: SystemMaxUse, `sec.conf.journald_rotation`)
 })
 WAIVED_PREFIX = {
     "4.2.": "ufw is not this host's firewall: nftables is (llmrack-firewall.service, table inet llmrack), and ufw "

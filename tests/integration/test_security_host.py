@@ -50,7 +50,8 @@ UNDO = {
     "unit": ("systemctl disable -q llmrack-firewall.service", "sec.service.firewall_enabled"),
     "nft": ("nft delete chain inet llmrack output", "sec.firewall.base_chains"),
     "if_installed": ("chmod 0644 /etc/crontab", "sec.cron.crontab"),
-    "process": ("cp /bin/sleep /tmp/chronyd && (setsid /tmp/chronyd 900 >/dev/null 2>&1 &)",
+    "process": ("cp /bin/sleep /usr/local/sbin/chronyd && (setsid /usr/local/sbin/chronyd 900 </dev/null >/dev/null "
+                "2>&1 &)",
                 "sec.service.chronyd_user"),
 }
 # controls that fail along with an undo above: the output chain is also what 4.3.7's control looks for
@@ -160,7 +161,8 @@ def test_each_family_fails_when_its_setting_is_undone(runs, sandbox_state) -> No
         exec_in(sandbox_state, command)
     after = verify(runs.inventory, runs.tmp / "after", "security")
     status = {family: after[cid]["status"] for family, (_, cid) in UNDO.items()}
-    assert all(s == "fail" for s in status.values()), {f: (s, after[UNDO[f][1]]["message"]) for f, s in status.items()}
+    assert all(s == "fail" for s in status.values()), {f: (s, after[UNDO[f][1]]["message"]) for f, s in status.items()
+                                                       if s != "fail"}
     # and only those: every other control keeps its verdict
     changed = {i for i, c in after.items() if c["status"] != runs.controls[i]["status"]}
     assert changed == {cid for _, cid in UNDO.values()} | ALSO_FAILING, changed

@@ -162,3 +162,14 @@ def test_cron_controls_apply_only_where_cron_is_installed() -> None:
     assert JUDGES["if_installed"](opened, crontab).status == "fail"
     missing = FakeHost({"dpkg-query": "cron installed"})
     assert JUDGES["if_installed"](missing, control("sec.cron.cron_allow")).status == "fail"
+
+
+def test_apparmor_enabled_and_every_profile_enforced_or_complaining() -> None:
+    profiles = "/usr/sbin/chronyd (enforce)\nnvidia_modprobe (complain)\n"
+    assert ps.apparmor_problem("enabled", "Y\n", "BOOT_IMAGE=/vmlinuz ro quiet", profiles) is None
+    assert ps.apparmor_problem("enabled", "N\n", "", profiles) == "AppArmor enabled: N"
+    assert ps.apparmor_problem("enabled", "Y", "ro apparmor=0", profiles) == "kernel command line: apparmor=0"
+    assert ps.apparmor_problem("profiles", "Y", "", profiles) is None
+    assert ps.apparmor_problem("profiles", "Y", "", profiles + "x (kill)\ny (unconfined)\n") == \
+        "profiles in mode kill, unconfined"
+    assert ps.apparmor_problem("profiles", "Y", "", "") == "no AppArmor profile loaded"

@@ -339,6 +339,11 @@ def build() -> list[Control]:
         what = params.get("path") or params.get("unit")
         out.append(Control(f"sec.cron.{sfx}", f"{what} (when {pkg} is installed)", ref, "if_installed",
                            {**params, "package": pkg, "family": family}))
+    for sfx, what, title, ref in more.APPARMOR:
+        out.append(Control(f"sec.apparmor.{sfx}", title, ref, "apparmor", {"what": what}))
+    for pkg, ref in more.MORE_PRESENT:
+        out.append(Control(f"sec.pkg.{pkg.replace('-', '_')}_present", f"{pkg} installed", ref, "present",
+                           {"package": pkg}))
     for pkg, ref in more.MORE_ABSENT:
         out.append(Control(f"sec.pkg.{pkg.replace('-', '_')}_absent", f"{pkg} not installed", ref, "absent",
                            {"package": pkg}))

@@ -37,6 +37,8 @@ SCANS: list[tuple[str, str, str, str]] = [
     ("suid_sgid_packaged", "suid", "every SUID/SGID program belongs to an installed package (none was planted)",
      "CIS 7.1.13"),
     ("no_wireless", "wireless", "no wireless network interface", "CIS 3.1.2"),
+    ("journal_files_private", "journal", "the persistent journal exists and its files are at most 640",
+     "CIS 6.1.1.2"),
 ]
 # never scanned: kernel file systems, container layers and the stack's data (owned by container users)
 SCAN_PRUNE = ("/proc", "/sys", "/dev", "/run", "/var/lib/docker", "/var/lib/containerd", "/opt/llmrack/data")
@@ -49,6 +51,8 @@ NO_LINES: list[tuple[str, str, str, str]] = [
     ("pwquality_enforcing", "/etc/security/pwquality.conf /etc/security/pwquality.conf.d/*.conf",
      r"^\s*enforcing\s*=\s*0", "CIS 5.3.3.2.7"),
 ]
+
+AUDIT_TOOLS = ("auditctl", "auditd", "ausearch", "aureport", "autrace", "augenrules")  # CIS 6.3.3: AIDE guards them
 
 # (id suffix, file glob, extended regex a line must match, benchmark line): as controls.LINES
 MORE_LINES: list[tuple[str, str, str, str]] = [
@@ -65,6 +69,8 @@ MORE_LINES: list[tuple[str, str, str, str]] = [
      "CIS 5.3.3.3.2"),
     ("pwhistory_use_authtok", "/etc/pam.d/common-password", r"^password\s.*pam_pwhistory\.so.*\buse_authtok\b",
      "CIS 5.3.3.3.3"),
+    *[(f"aide_{tool}", "/etc/aide/aide.conf.d/*", rf"^/usr/sbin/{tool}\s+\S*sha512", "CIS 6.3.3")
+      for tool in AUDIT_TOOLS],
     ("journald_storage", "/etc/systemd/journald.conf.d/*.conf", r"^Storage=persistent$", "CIS 6.1.2.4"),
     ("journald_compress", "/etc/systemd/journald.conf.d/*.conf", r"^Compress=yes$", "CIS 6.1.2.3"),
     ("journald_no_forward_syslog", "/etc/systemd/journald.conf.d/*.conf", r"^ForwardToSyslog=no$", "CIS 6.1.2.2"),
@@ -123,6 +129,14 @@ IF_INSTALLED: list[tuple[str, str, str, dict, str]] = [
     ("at_allow", "at", "file", {"path": "/etc/at.allow", "mode": 0o640, "owner": "root",
                                 "groups": ("root", "daemon")}, "CIS 2.4.2.1"),
 ]
+
+# (id suffix, what the AppArmor judge reads, title, benchmark line): kernel-wide, like the sysctls
+APPARMOR: list[tuple[str, str, str, str]] = [
+    ("enabled", "enabled", "AppArmor enabled in the running kernel, not turned off on its command line",
+     "CIS 1.3.1.2"),
+    ("profiles_enforced", "profiles", "every loaded AppArmor profile in enforce or complain mode", "CIS 1.3.1.3"),
+]
+MORE_PRESENT: list[tuple[str, str]] = [("apparmor", "CIS 1.3.1.1"), ("apparmor-utils", "CIS 1.3.1.1")]
 
 # packages a server must not carry, beyond controls.ABSENT_PACKAGES
 MORE_ABSENT: list[tuple[str, str]] = [

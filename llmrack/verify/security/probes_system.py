@@ -9,10 +9,10 @@ import shlex
 from collections import Counter
 from dataclasses import dataclass
 
-from llmrack.verify.checks import CheckContext, Outcome, bad, ok
+from llmrack.verify.checks import CheckContext, Outcome, bad, not_applicable, ok
 from llmrack.verify.security.controls import Control
 from llmrack.verify.security.controls_system import SCAN_PRUNE
-from llmrack.verify.security.probes import JUDGES, cached, installed_packages, stat_of
+from llmrack.verify.security.probes import JUDGES, cached, installed_packages, shared_kernel, stat_of
 
 SPLIT = "@@llmrack-split@@"
 UID_MIN = 1000
@@ -166,7 +166,7 @@ def accounts(ctx: CheckContext) -> Accounts:
 
 def scan(ctx: CheckContext) -> list[str]:
     """One pass over every local file system: ``TAG PATH`` lines (ww, wwdir, unowned, suid, unpackaged,
-    wireless)."""
+    wireless, journal)."""
     skip = " ".join(shlex.quote(p) for p in SCAN_PRUNE)
     prune = " -o ".join(f"-path {shlex.quote(p)}" for p in SCAN_PRUNE)
     cmd = (f"for m in $(df --local --output=target 2>/dev/null | tail -n +2 | sort -u); do "
@@ -177,7 +177,9 @@ def scan(ctx: CheckContext) -> list[str]:
            "| sort -u > /tmp/.llmrack-scan; cat /tmp/.llmrack-scan; sed -n 's/^suid //p' /tmp/.llmrack-scan | "
            "while read -r f; do dpkg-query -S \"$f\" >/dev/null 2>&1 || dpkg-query -S \"${f#/usr}\" >/dev/null "
            "2>&1 || echo \"unpackaged $f\"; done; rm -f /tmp/.llmrack-scan; "
-           "for i in /sys/class/net/*; do [ -d \"$i/wireless\" ] && echo \"wireless $i\"; done; true")
+           "for i in /sys/class/net/*; do [ -d \"$i/wireless\" ] && echo \"wireless $i\"; done; "
+           "if [ -d /var/log/journal ]; then find /var/log/journal -type f -name '*.journal*' -perm /0137 "
+           "-printf 'journal %p %m\\n'; else echo 'journal /var/log/journal missing (not persistent)'; fi; true")
     _, out = cached(ctx, "fs-scan", cmd)
     return out.splitlines()
 
@@ -258,6 +260,34 @@ def j_process(ctx: CheckContext, c: Control) -> Outcome:
     return _verdict([f"{proc} runs as {u}" for u in others], f"{len(users)} {proc} process(es) as {user}")
 
 
+def apparmor_problem(what: str, enabled: str, cmdline: str, profiles: str) -> str | None:
+    """``enabled``: /sys/module/apparmor/parameters/enabled; ``profiles``: securityfs's profile list
+    (``name (mode)`` lines)."""
+    if what == "enabled":
+        if enabled.strip() != "Y":
+            return f"AppArmor enabled: {enabled.strip() or 'no'}"
+        off = [w for w in cmdline.split() if w in ("apparmor=0", "security=selinux", "security=none")]
+        return f"kernel command line: {' '.join(off)}" if off else None
+    modes = [ln.rsplit("(", 1)[-1].rstrip(") \n") for ln in profiles.splitlines() if "(" in ln]
+    if not modes:
+        return "no AppArmor profile loaded"
+    bad_modes = sorted({m for m in modes if m not in ("enforce", "complain")})
+    return f"profiles in mode {', '.join(bad_modes)}" if bad_modes else None
+
+
+def j_apparmor(ctx: CheckContext, c: Control) -> Outcome:
+    _, out = cached(ctx, "apparmor", f"cat /sys/module/apparmor/parameters/enabled 2>/dev/null; echo {SPLIT}; "
+                                     f"cat /proc/cmdline; echo {SPLIT}; "
+                                     "cat /sys/kernel/security/apparmor/profiles 2>/dev/null")
+    enabled, cmdline, profiles = (out.split(SPLIT) + ["", "", ""])[:3]
+    if not enabled.strip() and shared_kernel(ctx):
+        return not_applicable("the kernel is the machine's (a container): it has no AppArmor of this host's")
+    problem = apparmor_problem(c.params["what"], enabled, cmdline, profiles)
+    n = sum("(" in ln for ln in profiles.splitlines())
+    return (bad if problem else ok)(problem or ("AppArmor enabled" if c.params["what"] == "enabled"
+                                                else f"{n} profiles, each enforce or complain"))
+
+
 def j_if_installed(ctx: CheckContext, c: Control) -> Outcome:
     pkg = c.params["package"]
     if pkg not in installed_packages(ctx):
@@ -268,4 +298,4 @@ def j_if_installed(ctx: CheckContext, c: Control) -> Outcome:
 
 
 JUDGES.update({"if_installed": j_if_installed, "accounts": j_accounts, "scan": j_scan, "noline": j_noline,
-               "unit": j_unit, "nft": j_nft, "process": j_process})
+               "unit": j_unit, "nft": j_nft, "process": j_process, "apparmor": j_apparmor})
