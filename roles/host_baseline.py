@@ -1,9 +1,8 @@
-"""The CIS Ubuntu 24.04 Level 1 baseline past ``host_security``: AppArmor installed (1.3.1.1),
-journald as the one logging system (6.1.x),
-ufw out of the way of llmrack's nftables firewall (4.1.1, 4.3.2), pam_unix without ``nullok`` and a password
-history (5.3.2.4, 5.3.3.3.x, 5.3.3.4.1), interactive users' homes at most 750 (7.2.9), the audit tools under
-AIDE (6.3.3), and where cron or at is installed (Ubuntu installs cron), their files closed and their use allowed
-to root only (2.4.x).
+"""The CIS Ubuntu 24.04 Level 1 baseline past ``host_security``: AppArmor installed (1.3.1.1), journald as the
+one logging system (6.1.x), ufw out of the way of llmrack's nftables firewall (4.1.1, 4.3.2), pam_unix without
+``nullok`` and a password history (5.3.2.4, 5.3.3.3.x, 5.3.3.4.1), interactive users' homes at most 750 (7.2.9),
+the audit tools under AIDE (6.3.3), and where cron or at is installed (Ubuntu installs cron), their files closed
+and their use allowed to root only (2.4.x).
 
 PAM changes go through ``pam-auth-update`` only: llmrack's own profile replaces the distribution's ``unix``
 one (the distribution's file stays untouched, so a libpam upgrade never brings ``nullok`` back). Nothing here
