@@ -54,6 +54,9 @@ WAIVED.update({
                "that use it instead",
     "2.3.2.2": "chrony is the time daemon (CIS 2.3.1.1 asks for one): timesyncd's recommendations apply to hosts "
                "that use it instead",
+    "6.1.4.1": "dpkg and apt create their logs 0644 by design (package history, no secrets) and logrotate "
+               "recreates them so; the journal's files (`sec.fs.journal_files_private`) and llmrack's own logs are "
+               "private",
     **{f"6.1.2.1.{n}": "shipping logs to a central log host is the site's choice; llmrack sends metrics and alerts "
                        "off the host, journald keeps the logs on it" for n in (1, 2, 3)},
     **{f"6.1.3.{n}": RSYSLOG for n in range(1, 9)},  # 6.1.3.8: logrotate of rsyslog's files (journald rotates

@@ -2,8 +2,8 @@
 converge again (0 changes) -> the deploy user still gets in over SSH with sudo, root does not ->
 ``llmrack verify --only security`` passes -> undo one setting per family on the host (sysctl, sshd, moduli,
 audit, file mode, module, login.defs, fail2ban, a package, an account, a world-writable file, a PAM option, a
-unit, the firewall table, a process's user, cron's crontab) and see its control fail. The base role runs first:
-chrony, the host's one time daemon, is its.
+unit, the firewall table, a process's user, cron's crontab, a listener, a time source) and see its control
+fail. The base role runs first: chrony, the host's one time daemon, is its.
 
 The controls read the host over SSH (sshd -T, sysctl, audit rules, stat, fail2ban-client ...); the undo steps
 change the host directly (docker exec), never through deploy code. The sandbox host shares the machine's
@@ -49,6 +49,10 @@ UNDO = {
                "sec.conf.pam_unix_no_nullok"),
     "unit": ("systemctl disable -q llmrack-firewall.service", "sec.service.firewall_enabled"),
     "nft": ("nft delete chain inet llmrack output", "sec.firewall.base_chains"),
+    "listeners": ("(setsid python3 -m http.server 8099 </dev/null >/dev/null 2>&1 &) && sleep 2",
+                  "sec.service.approved_listeners"),
+    "chrony_sources": ("mkdir -p /etc/chrony/conf.d && echo 'server 192.0.2.1 iburst' > /etc/chrony/conf.d/undo.conf",
+                       "sec.service.chrony_sources"),
     "if_installed": ("chmod 0644 /etc/crontab", "sec.cron.crontab"),
     "process": ("cp /bin/sleep /usr/local/sbin/chronyd && (setsid /usr/local/sbin/chronyd 900 </dev/null >/dev/null "
                 "2>&1 &)",

@@ -173,3 +173,22 @@ def test_apparmor_enabled_and_every_profile_enforced_or_complaining() -> None:
     assert ps.apparmor_problem("profiles", "Y", "", profiles + "x (kill)\ny (unconfined)\n") == \
         "profiles in mode kill, unconfined"
     assert ps.apparmor_problem("profiles", "Y", "", "") == "no AppArmor profile loaded"
+
+
+SS = """udp UNCONN 0 0 127.0.0.1:323 0.0.0.0:* users:(("chronyd",pid=1500,fd=5))
+tcp LISTEN 0 4096 0.0.0.0:8443 0.0.0.0:* users:(("docker-proxy",pid=32249,fd=4))
+tcp LISTEN 0 4096 172.17.0.2:9100 0.0.0.0:* users:(("prometheus-node",pid=26046,fd=3))
+tcp LISTEN 0 128 [::]:22 [::]:* users:(("sshd",pid=47,fd=4))
+tcp LISTEN 0 4096 127.0.0.53%lo:53 0.0.0.0:* users:(("systemd-resolve",pid=9,fd=14))"""
+
+
+def test_only_approved_programs_listen_outside_loopback() -> None:
+    approved = control("sec.service.approved_listeners").params["approved"]
+    assert ps.listener_problems(SS, approved) == []
+    extra = SS + '\ntcp LISTEN 0 5 0.0.0.0:8099 0.0.0.0:* users:(("python3",pid=77,fd=3))'
+    assert ps.listener_problems(extra, approved) == ["python3 on tcp 0.0.0.0:8099"]
+
+
+def test_chrony_sources_are_the_tiers() -> None:
+    assert ps.chrony_sources("server ntp.aliyun.com iburst\n# server x\npool cn.pool.ntp.org\nkeyfile k\n") == \
+        {"ntp.aliyun.com", "cn.pool.ntp.org"}

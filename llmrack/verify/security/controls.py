@@ -344,6 +344,11 @@ def build() -> list[Control]:
     for pkg, ref in more.MORE_PRESENT:
         out.append(Control(f"sec.pkg.{pkg.replace('-', '_')}_present", f"{pkg} installed", ref, "present",
                            {"package": pkg}))
+    out.append(Control("sec.service.approved_listeners", "only approved programs listen on addresses other than "
+                       f"loopback ({', '.join(more.APPROVED_LISTENERS)})", "CIS 2.1.22", "listeners",
+                       {"approved": more.APPROVED_LISTENERS}))
+    out.append(Control("sec.service.chrony_sources", "chrony's sources are time servers the tier names",
+                       "CIS 2.3.3.1", "chrony_sources"))
     for pkg, ref in more.MORE_ABSENT:
         out.append(Control(f"sec.pkg.{pkg.replace('-', '_')}_absent", f"{pkg} not installed", ref, "absent",
                            {"package": pkg}))

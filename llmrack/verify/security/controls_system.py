@@ -138,6 +138,10 @@ APPARMOR: list[tuple[str, str, str, str]] = [
 ]
 MORE_PRESENT: list[tuple[str, str]] = [("apparmor", "CIS 1.3.1.1"), ("apparmor-utils", "CIS 1.3.1.1")]
 
+# programs that may listen on an address other than loopback (CIS 2.1.22): sshd, Docker's port proxy for the
+# stack's published ports, and the exporters that run in the host's network (``ss`` shows 15 characters of a name)
+APPROVED_LISTENERS = ("sshd", "docker-proxy", "prometheus-node", "node_exporter", "dcgm-exporter", "nv-hostengine")
+
 # packages a server must not carry, beyond controls.ABSENT_PACKAGES
 MORE_ABSENT: list[tuple[str, str]] = [
     ("gdm3", "CIS 1.7.2 / CIS 1.7.3 / CIS 1.7.4 / CIS 1.7.5 / CIS 1.7.6 / CIS 1.7.7 / CIS 1.7.8 / CIS 1.7.9 "

@@ -288,6 +288,45 @@ def j_apparmor(ctx: CheckContext, c: Control) -> Outcome:
                                                 else f"{n} profiles, each enforce or complain"))
 
 
+def listener_problems(ss_output: str, approved: tuple[str, ...]) -> list[str]:
+    """``ss -Hltnup`` lines: sockets on an address other than loopback whose program is not approved."""
+    out = []
+    for line in ss_output.splitlines():
+        cols = line.split()
+        if len(cols) < 5:
+            continue
+        local = cols[4]
+        if local.startswith(("127.", "[::1]", "[::ffff:127.")) or "%lo:" in local:
+            continue
+        names = re.findall(r'\("([^"]+)"', " ".join(cols[6:])) or ["(no program shown)"]
+        out += [f"{name} on {cols[0]} {local}" for name in names if name not in approved]
+    return sorted(set(out))
+
+
+def j_listeners(ctx: CheckContext, c: Control) -> Outcome:
+    rc, out = cached(ctx, "ss-listen", "ss -Hltnup")
+    if rc != 0:
+        return bad(f"ss failed: {out.strip()[:200]}")
+    return _verdict(listener_problems(out, c.params["approved"]), "only approved programs listen outside loopback")
+
+
+def chrony_sources(conf: str) -> set[str]:
+    return {ln.split()[1] for ln in conf.splitlines() if len(ln.split()) >= 2 and ln.split()[0] in
+            ("server", "pool", "peer")}
+
+
+def j_chrony_sources(ctx: CheckContext, c: Control) -> Outcome:
+    _, out = cached(ctx, "chrony-sources", "cat /etc/chrony/chrony.conf /etc/chrony/conf.d/*.conf "
+                                           "/etc/chrony/sources.d/*.sources 2>/dev/null")
+    have, named = chrony_sources(out), set(ctx.spec.profile.base.time.ntp_servers)
+    if not named and not have:
+        return not_applicable("the tier names no time server (base.time.ntp_servers: []) and chrony has none")
+    stray = sorted(have - named)
+    if stray or not have:
+        return bad(f"sources the tier does not name: {', '.join(stray)}" if stray else "chrony has no source")
+    return ok(f"{len(have)} source(s), each named by the tier: {', '.join(sorted(have))}")
+
+
 def j_if_installed(ctx: CheckContext, c: Control) -> Outcome:
     pkg = c.params["package"]
     if pkg not in installed_packages(ctx):
@@ -298,4 +337,5 @@ def j_if_installed(ctx: CheckContext, c: Control) -> Outcome:
 
 
 JUDGES.update({"if_installed": j_if_installed, "accounts": j_accounts, "scan": j_scan, "noline": j_noline,
-               "unit": j_unit, "nft": j_nft, "process": j_process, "apparmor": j_apparmor})
+               "unit": j_unit, "nft": j_nft, "process": j_process, "apparmor": j_apparmor,
+               "listeners": j_listeners, "chrony_sources": j_chrony_sources})
