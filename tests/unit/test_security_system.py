@@ -192,3 +192,20 @@ def test_only_approved_programs_listen_outside_loopback() -> None:
 def test_chrony_sources_are_the_tiers() -> None:
     assert ps.chrony_sources("server ntp.aliyun.com iburst\n# server x\npool cn.pool.ntp.org\nkeyfile k\n") == \
         {"ntp.aliyun.com", "cn.pool.ntp.org"}
+
+
+def test_chrony_sources_control_judges_against_the_tier() -> None:
+    from types import SimpleNamespace
+
+    def host(conf: str, named: list[str]) -> FakeHost:
+        h = FakeHost({"cat /etc/chrony": conf})
+        h.spec = SimpleNamespace(profile=SimpleNamespace(base=SimpleNamespace(time=SimpleNamespace(
+            ntp_servers=named))))
+        return h
+
+    c = control("sec.service.chrony_sources")
+    assert JUDGES["chrony_sources"](host("server ntp.aliyun.com iburst", ["ntp.aliyun.com"]), c).status == "pass"
+    assert JUDGES["chrony_sources"](host("server 192.0.2.1 iburst", ["ntp.aliyun.com"]), c).status == "fail"
+    assert JUDGES["chrony_sources"](host("keyfile k", ["ntp.aliyun.com"]), c).status == "fail"
+    assert JUDGES["chrony_sources"](host("keyfile k", []), c).status == "not_applicable"
+    assert JUDGES["chrony_sources"](host("server 192.0.2.1", []), c).status == "fail"
