@@ -74,7 +74,7 @@ def host_baseline(hardening: HardeningSettings) -> None:
                  **APT_RETRIES)
 
     # ---- logging: journald persistent and compressed, the one logging system (CIS 6.1.1.x, 6.1.2.2-4)
-    restart = FollowUp("journald-restart", "journald's restart")
+    restart = FollowUp("journald-cis-restart", "journald's restart for the CIS drop-in")
     restart.put(f"Write {JOURNALD_CIS} (CIS 6.1.2.2-4: persistent, compressed, not forwarded to syslog)",
                 render_template("host_baseline", JOURNALD_CIS), JOURNALD_CIS)
     restart.run(systemd.service, name="Restart journald after its settings changed", service="systemd-journald",

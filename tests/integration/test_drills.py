@@ -34,6 +34,7 @@ MONITORING_DIR = "/opt/llmrack/monitoring"
 WATCHED = {
     "chrony-restart": "/etc/chrony/chrony.conf",
     "journald-restart": "/etc/systemd/journald.conf.d/60-llmrack.conf",
+    "journald-cis-restart": "/etc/systemd/journald.conf.d/61-llmrack-cis.conf",
     "systemd-reexec": "/etc/systemd/system.conf.d/60-llmrack.conf",
     "docker-restart": "/etc/docker/daemon.json",
     "sshd-reload": "/etc/ssh/sshd_config.d/50-llmrack.conf",
