@@ -209,3 +209,14 @@ def test_chrony_sources_control_judges_against_the_tier() -> None:
     assert JUDGES["chrony_sources"](host("keyfile k", ["ntp.aliyun.com"]), c).status == "fail"
     assert JUDGES["chrony_sources"](host("keyfile k", []), c).status == "not_applicable"
     assert JUDGES["chrony_sources"](host("server 192.0.2.1", []), c).status == "fail"
+
+
+def test_the_scan_controls_fail_when_the_scan_did_not_finish() -> None:
+    clean = FakeHost({"t=$(mktemp)": "suid /usr/bin/su\ndone scan"})
+    assert JUDGES["scan"](clean, control("sec.fs.no_world_writable_files")).status == "pass"
+    assert JUDGES["scan"](clean, control("sec.fs.suid_sgid_packaged")).status == "pass"
+    found = FakeHost({"t=$(mktemp)": "ww /srv/x\nunpackaged /usr/local/bin/p\ndone scan"})
+    assert JUDGES["scan"](found, control("sec.fs.no_world_writable_files")).status == "fail"
+    assert JUDGES["scan"](found, control("sec.fs.suid_sgid_packaged")).status == "fail"
+    cut_short = FakeHost({"t=$(mktemp)": ""})
+    assert JUDGES["scan"](cut_short, control("sec.fs.no_unowned_files")).status == "fail"

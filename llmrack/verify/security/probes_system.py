@@ -169,14 +169,14 @@ def scan(ctx: CheckContext) -> list[str]:
     wireless, journal)."""
     skip = " ".join(shlex.quote(p) for p in SCAN_PRUNE)
     prune = " -o ".join(f"-path {shlex.quote(p)}" for p in SCAN_PRUNE)
-    cmd = (f"for m in $(df --local --output=target 2>/dev/null | tail -n +2 | sort -u); do "
+    cmd = (f"t=$(mktemp) && {{ for m in $(df --local --output=target 2>/dev/null | tail -n +2 | sort -u); do "
            f"skip=; for p in {skip}; do case \"$m\" in \"$p\"|\"$p\"/*) skip=1;; esac; done; [ -n \"$skip\" ] || "
            f"find \"$m\" -xdev \\( {prune} \\) -prune -o \\( -type f -perm -0002 -printf 'ww %p\\n' , "
            "-type d -perm -0002 ! -perm -1000 -printf 'wwdir %p\\n' , \\( -nouser -o -nogroup \\) "
            "-printf 'unowned %p\\n' , -type f -perm /6000 -printf 'suid %p\\n' \\) 2>/dev/null; done "
-           "| sort -u > /tmp/.llmrack-scan; cat /tmp/.llmrack-scan; sed -n 's/^suid //p' /tmp/.llmrack-scan | "
+           "| sort -u > \"$t\"; cat \"$t\"; sed -n 's/^suid //p' \"$t\" | "
            "while read -r f; do dpkg-query -S \"$f\" >/dev/null 2>&1 || dpkg-query -S \"${f#/usr}\" >/dev/null "
-           "2>&1 || echo \"unpackaged $f\"; done; rm -f /tmp/.llmrack-scan; "
+           "2>&1 || echo \"unpackaged $f\"; done; rm -f \"$t\"; echo 'done scan'; }; "
            "for i in /sys/class/net/*; do [ -d \"$i/wireless\" ] && echo \"wireless $i\"; done; "
            "if [ -d /var/log/journal ]; then find /var/log/journal -type f -name '*.journal*' -perm /0137 "
            "-printf 'journal %p %m\\n'; else echo 'journal /var/log/journal missing (not persistent)'; fi; true")
@@ -219,6 +219,8 @@ def j_accounts(ctx: CheckContext, c: Control) -> Outcome:
 
 def j_scan(ctx: CheckContext, c: Control) -> Outcome:
     lines = scan(ctx)
+    if "done scan" not in lines and c.params["tag"] in ("ww", "wwdir", "unowned", "suid"):
+        return bad("the file system scan did not finish (mktemp or find failed)")
     tag = "unpackaged" if c.params["tag"] == "suid" else c.params["tag"]
     found = [ln.split(" ", 1)[1] for ln in lines if ln.startswith(tag + " ")]
     if c.params["tag"] == "suid":
