@@ -20,6 +20,7 @@ from pyinfra.facts.files import FindInFile
 from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
+from llmrack.facts.system import UnitState
 from llmrack.ops import APT_RETRIES, FollowUp, put_text, render_template
 from llmrack.packages import APPARMOR
 from llmrack.settings.hardening import HardeningSettings
@@ -30,16 +31,6 @@ AUDIT_TOOLS = ["auditctl", "auditd", "ausearch", "aureport", "autrace", "augenru
 PAM_UNIX = "llmrack-unix"
 PAM_HISTORY = "llmrack-pwhistory"
 CRON_DIRS = ["/etc/cron.hourly", "/etc/cron.daily", "/etc/cron.weekly", "/etc/cron.monthly", "/etc/cron.d"]
-
-
-class UnitFileState(FactBase):
-    """``systemctl is-enabled`` of a unit: enabled, disabled, masked, static ... or not-found."""
-
-    def command(self, unit: str) -> str:
-        return f"systemctl is-enabled {shlex.quote(unit)} 2>/dev/null || true"
-
-    def process(self, output: list[str]) -> str:
-        return output[0].strip() if output else "not-found"
 
 
 class InteractiveHomes(FactBase):
@@ -81,7 +72,7 @@ def host_baseline(hardening: HardeningSettings) -> None:
                 restarted=True)
     for unit, why in (("rsyslog.service", "CIS 6.1.1.4: journald is the one logging system"),
                       ("ufw.service", "CIS 4.1.1, 4.3.2: nftables is the one firewall utility")):
-        if host.get_fact(UnitFileState, unit=unit) not in ("not-found", "masked", "disabled"):
+        if host.get_fact(UnitState, unit=unit) not in ("not-found", "masked", "disabled"):
             systemd.service(name=f"Stop and disable {unit} ({why})", service=unit, running=False, enabled=False)
 
     # ---- PAM: no empty passwords, a password history (CIS 5.3.2.4, 5.3.3.3.1-3, 5.3.3.4.1)

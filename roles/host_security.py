@@ -16,6 +16,7 @@ from pyinfra.api import FactBase, deploy
 from pyinfra.facts.files import FindInFile, Sha256File
 from pyinfra.operations import apt, files, server, systemd
 
+from llmrack.facts.system import UnitState
 from llmrack.ops import APT_RETRIES, FollowUp, put_text, render_template
 from llmrack.packages import AUDIT_TOOLS, USBGUARD, host_security_packages
 from llmrack.settings.hardening import HardeningSettings, HostSecuritySettings
@@ -111,16 +112,6 @@ def audit_rules() -> list[str]:
               "-a always,exit -F arch=b64 -S unlink,unlinkat,rename,renameat -F auid>=1000 -F auid!=unset -k delete",
               "-w /etc/apparmor -p wa -k MAC-policy", "-w /etc/apparmor.d -p wa -k MAC-policy"]
     return rules
-
-
-class UnitState(FactBase):
-    """``systemctl is-enabled`` of a unit: enabled, disabled, masked, static ... or not-found."""
-
-    def command(self, unit: str) -> str:
-        return f"systemctl is-enabled {shlex.quote(unit)} 2>/dev/null || true"
-
-    def process(self, output: list[str]) -> str:
-        return output[0].strip() if output else "not-found"
 
 
 class PasswordAging(FactBase):

@@ -1,5 +1,5 @@
 """pyinfra facts about the host system: Secure Boot, free disk, open-file limits, the distribution, the
-follow-ups an earlier run left owed."""
+follow-ups an earlier run left owed, a unit's enablement."""
 
 from __future__ import annotations
 
@@ -118,3 +118,13 @@ def distribution_codename(distro: dict[str, Any]) -> str:
     """``noble``/``bookworm``/... from pyinfra's LinuxDistribution fact."""
     meta = distro.get("release_meta") or {}
     return str(meta.get("VERSION_CODENAME") or meta.get("CODENAME") or "")
+
+
+class UnitState(FactBase):
+    """``systemctl is-enabled`` of a unit: enabled, disabled, masked, static ... or not-found."""
+
+    def command(self, unit: str) -> str:
+        return f"systemctl is-enabled {shlex.quote(unit)} 2>/dev/null || true"
+
+    def process(self, output: list[str]) -> str:
+        return output[0].strip() if output else "not-found"
