@@ -37,6 +37,7 @@ from llmrack.errors import LlmrackError
 from llmrack.exposure import service_openings
 from llmrack.ops import FollowUp
 from llmrack.packages import debian_driver_packages
+from llmrack.ssh_latency import no_delay
 from llmrack.stack.compose import StackPaths
 from llmrack.stack.facts import HostSecretFiles
 from llmrack.stack.hostplan import bundle_images, host_stack, resolve_path
@@ -324,6 +325,7 @@ def cut(first: str, last: str | None = None, *, skip: Sequence[str] = ()) -> lis
 
 def run(stages: Sequence[tuple[str, Stage]], context: Run | None = None) -> Run:
     """Plan ``stages`` for the current host, in order, until one stops it."""
+    no_delay(host)  # before the first fact: each command then costs a round trip, not a delayed ACK
     ctx = context or Run.for_this_host()
     for _name, stage in stages:
         if ctx.stopped:

@@ -17,6 +17,8 @@ from pyinfra import logger
 from pyinfra.api import FunctionCommand, StringCommand, operation
 from pyinfra.connectors.util import clear_askpass_cache, remove_any_sudo_askpass_file
 
+from llmrack.ssh_latency import no_delay
+
 MARKER = "/run/llmrack/reboot-pending"
 
 
@@ -46,6 +48,7 @@ def reboot_and_wait(delay: int = 3, interval: int = 2, reboot_timeout: int = 600
         while time.monotonic() - started < reboot_timeout:
             host.connect(show_errors=False)
             if host.connected:
+                no_delay(host)
                 ok, _ = host.run_shell_command(StringCommand(f"test ! -e {quoted}"))
                 if ok:
                     logger.info(f"{host.print_prefix}rebooted: back after {time.monotonic() - started + delay:.0f} s")

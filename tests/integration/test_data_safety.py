@@ -32,6 +32,7 @@ from harness import (
     sandbox_env,
 )
 from nas import destroy_and_recreate, grant_repository_access, nas_ssh
+from streams import Streams
 
 from llmrack import sandbox
 from llmrack.secrets import AdminSecrets
@@ -355,10 +356,16 @@ def test_migrating_to_another_server_moves_every_row_and_key(rebuilt, nas, tmp_p
     done = cli(env, "migrate", str(SANDBOX_INVENTORY), "--from-host", "host1", "--to-host", "host2")
     assert done.returncode == 1 and "migrate host1 to host2" in done.stdout  # asked; no answer: nothing done
     assert gateway_running(both)
-    done = cli(env, "migrate", str(SANDBOX_INVENTORY), "--from-host", "host1", "--to-host", "host2", "--yes",
-               timeout=2400)
-    print(f"\nmigration host1 -> host2:\n{done.stdout}")
+    url1, url2 = (f"https://{both.host(h).address}:8443" for h in ("host1", "host2"))
+    # a client streaming all along, host1 its server until host1 stops answering (its name moved to host2)
+    with Streams({"url": [url1, url2], "key": keys["default"]}, clients=1, limit_s=2400) as streams:
+        done = cli(env, "migrate", str(SANDBOX_INVENTORY), "--from-host", "host1", "--to-host", "host2", "--yes",
+                   timeout=2400)
+    print(f"\nmigration host1 -> host2: {len(streams.done)} streamed requests, {len(streams.failed())} failed "
+          f"(no gateway answered), longest gap {streams.longest_gap():.1f} s, {streams.t1 - streams.t0:.0f} s"
+          f"\n{done.stdout}")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    assert streams.answered_by(url1) > 0 and streams.answered_by(url2) > 0, "host1 served, then host2"
     # every table of the vector store, counted (docs and the smoke check's RAG table): none lost, docs all there
     before, after = (int(re.search(rf"^\s*{k}: (\d+)$", done.stdout, re.M).group(1)) for k in ("rows_before",
                                                                                               "rows_after"))
@@ -370,7 +377,6 @@ def test_migrating_to_another_server_moves_every_row_and_key(rebuilt, nas, tmp_p
 
     assert on2("SELECT count(*) FROM docs;") == str(ROWS)
     assert not gateway_running(both), "host1 no longer takes writes"
-    url2 = f"https://{both.host('host2').address}:8443"
     for name, key in keys.items():
         r = httpx.get(f"{url2}/v1/models", verify=False, timeout=60, headers={"Authorization": f"Bearer {key}"})
         assert r.status_code == 200, (name, r.status_code)

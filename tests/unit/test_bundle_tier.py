@@ -1,0 +1,63 @@
+"""The tier bundle's image builds: the base first, then side by side (the builds themselves are replaced by
+recorders: these tests are about the order and the errors, the real builds run in the integration tests)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from llmrack.bundle import tier as t
+from llmrack.config import load_tier
+from llmrack.errors import LlmrackError
+
+
+@pytest.fixture
+def recorded(monkeypatch):
+    calls: list[tuple[str, float, float, str]] = []
+
+    def build_image(name, *, log):
+        t0 = time.monotonic()
+        if name != "base":
+            time.sleep(0.2)
+            log(f"llmrack/{name}: built")
+        if name == "pgvector" and recorded_fail:
+            raise LlmrackError("pgvector build failed")
+        calls.append((name, t0, time.monotonic(), threading.current_thread().name))
+
+    def build_monitoring(log, *, names, refs):
+        t0 = time.monotonic()
+        time.sleep(0.2)
+        calls.append(("monitoring:" + ",".join(names), t0, time.monotonic(), threading.current_thread().name))
+
+    recorded_fail: list[bool] = []
+    monkeypatch.setattr(t, "build_image", build_image)
+    monkeypatch.setattr(t, "build_monitoring_images", build_monitoring)
+    return calls, recorded_fail
+
+
+def test_the_base_first_then_the_images_side_by_side_the_longest_first(recorded) -> None:
+    calls, _ = recorded
+    profile = load_tier("sandbox")
+    lines: list[str] = []
+    t._ensure_local_images(t.tier_images(profile), profile, lines.append)
+    names = [c[0] for c in calls]
+    assert names[0] == "base"
+    assert set(names[1:]) == {"vllm-cpu", "nginx", "pgvector", "embed"} | {n for n in names if "monitoring" in n}
+    assert any(n.startswith("monitoring:") and "prometheus" in n for n in names)
+    starts = sorted(calls[1:], key=lambda c: c[1])
+    assert starts[0][0] == "vllm-cpu", "the longest build starts first"
+    overlap = [(a[0], b[0]) for a in calls[1:] for b in calls[1:] if a is not b and a[1] < b[1] < a[2]]
+    assert overlap, "two builds ran at once"
+    assert len({c[3] for c in calls[1:]}) == t.BUILD_WORKERS
+    assert "[vllm-cpu] llmrack/vllm-cpu: built" in lines
+
+
+def test_a_failed_build_is_raised_after_the_others_finished(recorded) -> None:
+    calls, fail = recorded
+    fail.append(True)
+    profile = load_tier("sandbox")
+    with pytest.raises(LlmrackError, match="pgvector build failed"):
+        t._ensure_local_images(t.tier_images(profile), profile, lambda _: None)
+    assert {"vllm-cpu", "embed", "nginx"} <= {c[0] for c in calls}
