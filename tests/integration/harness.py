@@ -105,12 +105,15 @@ def parse_pyinfra_json(stdout: str) -> dict[str, Any]:
 def run_pyinfra(
     inventory: str | Path, deploy: str | Path, *, dry: bool = False, env: dict[str, str] | None = None,
     extra_args: list[str] | None = None, timeout: int = 900, expect_json: bool = True,
+    program: list[str] | None = None,
 ) -> PyinfraResult:
     """Run ``pyinfra -y --json INVENTORY DEPLOY`` (``--json --dry`` when dry) from the project root and
     parse its JSON output. With ``expect_json=False`` a run that stops before printing JSON (an error
-    while preparing operations) is returned with empty results instead of failing the test."""
+    while preparing operations) is returned with empty results instead of failing the test. ``program``
+    replaces the pyinfra command (a benchmark's variant of it)."""
     # -y skips change detection: a dry run goes without it, so its plan says what would change
-    cmd = [str(PYINFRA), "--json", "--dry"] if dry else [str(PYINFRA), "-y", "--json"]
+    pyinfra = program or [str(PYINFRA)]
+    cmd = [*pyinfra, "--json", "--dry"] if dry else [*pyinfra, "-y", "--json"]
     cmd += [*(extra_args or []), str(inventory), str(deploy)]
     start = time.monotonic()
     done = subprocess.run(cmd, cwd=PROJECT, capture_output=True, text=True, timeout=timeout,
