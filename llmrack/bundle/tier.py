@@ -65,7 +65,7 @@ def _ensure_local_images(refs: list[str], profile, log: Log) -> None:
         return
     build_image("base", log=log)
     with ThreadPoolExecutor(max_workers=BUILD_WORKERS, thread_name_prefix="image-build") as pool:
-        futures = [pool.submit(job, lambda line, n=name: log(f"[{n}] {line}")) for name, job in jobs]
+        futures = [pool.submit(job, lambda line, n=name: log(f"{n} | {line}")) for name, job in jobs]
         for future in futures:
             future.result()  # the first failure, in the list's order, after the others finished or failed
 

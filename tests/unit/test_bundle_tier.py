@@ -51,7 +51,7 @@ def test_the_base_first_then_the_images_side_by_side_the_longest_first(recorded)
     overlap = [(a[0], b[0]) for a in calls[1:] for b in calls[1:] if a is not b and a[1] < b[1] < a[2]]
     assert overlap, "two builds ran at once"
     assert len({c[3] for c in calls[1:]}) == t.BUILD_WORKERS
-    assert "[vllm-cpu] llmrack/vllm-cpu: built" in lines
+    assert "vllm-cpu | llmrack/vllm-cpu: built" in lines
 
 
 def test_a_failed_build_is_raised_after_the_others_finished(recorded) -> None:
