@@ -7,6 +7,7 @@ Beside a measured tokens/s stands the planner's decode roofline (memory bandwidt
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from llmrack import bench
@@ -46,8 +47,12 @@ def bench_result(ctx: CheckContext) -> dict[str, Any]:
     levels = sorted({1, 4, 16, acc.concurrency})
     merged: dict[str, Any] | None = None
     try:
+        before = 0
         for c in levels:
             n = acc.bench_single_requests if c == 1 else c * acc.bench_requests_per_slot
+            # the gateway's per-key bucket refilled from the level before: a 429 would measure the limit
+            time.sleep(min(before / _per_second(ctx.profile.stack.gateway.rate_limit_per_key), 30.0))
+            before = n
             res = bench.run_bench(ctx.gateway_url(), ctx.api_key or "", model=model, concurrency_levels=[c],
                                   requests_per_level=n, max_tokens=acc.bench_max_tokens,
                                   timeout_s=acc.bench_level_timeout_s, log=ctx.log, ca=ctx.gateway_ca)
@@ -64,6 +69,12 @@ def bench_result(ctx: CheckContext) -> dict[str, Any]:
     merged.pop("requests_per_level", None)
     ctx.cache["bench"] = merged
     return merged
+
+
+def _per_second(rate: str) -> float:
+    """nginx's ``limit_req`` rate (``20r/s``, ``600r/m``) in requests a second."""
+    count, unit = rate.split("r/")
+    return float(count) / (60.0 if unit == "m" else 1.0)
 
 
 def served_plans(ctx: CheckContext) -> list[tuple[Any, Any, Any]]:
