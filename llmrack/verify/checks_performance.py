@@ -16,6 +16,7 @@ from llmrack.models import model_spec_for, plan_for
 from llmrack.planner.roofline import decode_roofline
 from llmrack.stack.smoke_http import HttpError
 from llmrack.stack.smoke_stream import streamed_verdict
+from llmrack.verify.checks_rag import per_second
 from llmrack.verify.context import (
     CheckContext,
     has_role,
@@ -51,7 +52,7 @@ def bench_result(ctx: CheckContext) -> dict[str, Any]:
         for c in levels:
             n = acc.bench_single_requests if c == 1 else c * acc.bench_requests_per_slot
             # the gateway's per-key bucket refilled from the level before: a 429 would measure the limit
-            time.sleep(min(before / _per_second(ctx.profile.stack.gateway.rate_limit_per_key), 30.0))
+            time.sleep(min(before / per_second(ctx.profile.stack.gateway.rate_limit_per_key), 30.0))
             before = n
             res = bench.run_bench(ctx.gateway_url(), ctx.api_key or "", model=model, concurrency_levels=[c],
                                   requests_per_level=n, max_tokens=acc.bench_max_tokens,
@@ -69,12 +70,6 @@ def bench_result(ctx: CheckContext) -> dict[str, Any]:
     merged.pop("requests_per_level", None)
     ctx.cache["bench"] = merged
     return merged
-
-
-def _per_second(rate: str) -> float:
-    """nginx's ``limit_req`` rate (``20r/s``, ``600r/m``) in requests a second."""
-    count, unit = rate.split("r/")
-    return float(count) / (60.0 if unit == "m" else 1.0)
 
 
 def served_plans(ctx: CheckContext) -> list[tuple[Any, Any, Any]]:

@@ -29,12 +29,6 @@ class Streams:
 
     def _one(self) -> str:
         url = self.cluster["url"]
-        what = self._through(url)
-        if what == "ok":
-            self.served[url] = self.served.get(url, 0) + 1
-        return what
-
-    def _through(self, url: str) -> str:
         body = {"model": MODEL, "messages": [{"role": "user", "content": "Count to five."}], "max_tokens": 24,
                 "stream": True}
         try:
@@ -44,7 +38,10 @@ class Streams:
                 text = "".join(resp.iter_text())
                 if resp.status_code != 200:
                     return f"HTTP {resp.status_code}: {text[:200]}"
-                return "ok" if "data: [DONE]" in text else f"no end marker: {text[-200:]}"
+                if "data: [DONE]" not in text:
+                    return f"no end marker: {text[-200:]}"
+                self.served[url] = self.served.get(url, 0) + 1
+                return "ok"
         except httpx.HTTPError as exc:
             return f"{type(exc).__name__}: {exc}"
 
