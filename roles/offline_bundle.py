@@ -1,9 +1,11 @@
 """Offline bundle: images, model weights and packages for a host that cannot download anything.
 
-The bundle (``llmrack.bundle.build_bundle``) is uploaded file by file (pyinfra skips a file whose
-checksum already matches), its sha256 sums are checked on the host after any upload, an image is
-``docker load``-ed only when the engine lacks it (by image id), the compose v2 .deb is installed when the
-plugin is missing, and model directories go straight into the models directory that vLLM mounts.
+An image the engine lacks (by image id) is streamed from the bundle's tar through SSH into ``docker load``
+(``llmrack.ssh_stream``: the tar's sha256 checked as it is sent, no copy staged on the host, the loaded id
+compared with the bundle's); an image the engine holds costs one fact. The packages are uploaded file by file
+(pyinfra skips a file whose checksum already matches) and their sha256 sums checked on the host after any
+upload; the compose v2 .deb is installed when the plugin is missing; model files go straight into the models
+directory that vLLM mounts, each skipped when its checksum matches, and checked against the bundle's sums.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path, PurePosixPath
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.deb import DebPackages
-from pyinfra.operations import files, python, server
+from pyinfra.operations import files, server
 from pyinfra.operations.util import any_changed
 
 from llmrack.errors import LlmrackError
@@ -23,6 +25,7 @@ from llmrack.facts.stack import DockerImageIds
 from llmrack.manifest import deb_control, read_manifest
 from llmrack.ops import put_text
 from llmrack.progress import Progress
+from llmrack.ssh_stream import stream_file
 
 
 def sums_file(entries: dict[str, dict], rels: Sequence[str], *, strip: str = "") -> str:
@@ -31,6 +34,15 @@ def sums_file(entries: dict[str, dict], rels: Sequence[str], *, strip: str = "")
     for rel in sorted(rels):
         lines.append(f"{entries[rel]['sha256']}  {rel.removeprefix(strip)}")
     return "\n".join(lines) + "\n"
+
+
+def load_command(ref: str, image_id: str) -> str:
+    """``docker load`` from standard input, then the loaded image's id compared with the bundle's (docker
+    checks every layer against the image's config, and the id is that config's sha256)."""
+    q_ref, q_id = shlex.quote(ref), shlex.quote(image_id)
+    return (f"docker load --quiet && got=$(docker image inspect --format '{{{{.Id}}}}' {q_ref}) && "
+            f"{{ [ \"$got\" = {q_id} ] || {{ echo \"image {ref} loaded as $got, the bundle says {image_id}\"; "
+            f"exit 1; }}; }}")
 
 
 def bundle_model_files(manifest: dict, model_dir: str) -> dict[str, dict]:
@@ -57,42 +69,34 @@ def offline_bundle(
 
     files.directory(name=f"Create {remote}", path=str(remote), mode="750")
 
-    # ---- images: upload, check, load the ones the engine lacks
+    # ---- images the engine lacks: each tar streamed into `docker load` (no copy on the host), its id checked
     wanted = [img for img in manifest.get("images", {}).values() if images is None or img["ref"] in images]
     missing_refs = [r for r in (images or []) if r not in {i["ref"] for i in wanted}]
     if missing_refs:
         raise LlmrackError(f"the bundle has no image {missing_refs[0]} (rebuild it)", source=str(local))
-    # An image the engine already holds (same id) needs no upload: its tar is not hashed again on a no-op run.
     present = host.get_fact(DockerImageIds, refs=" ".join(img["ref"] for img in wanted)) if wanted else {}
     to_load = [img for img in wanted if present.get(img["ref"]) != img["id"]]
-    uploads = []
-    rels = [img["file"] for img in to_load] + list(manifest.get("debs", []))
-    all_rels = [img["file"] for img in wanted] + list(manifest.get("debs", []))
-    for rel in sorted({str(PurePosixPath(r).parent) for r in all_rels}):
+    progress = Progress("image load", sum(entries[img["file"]]["size"] for img in to_load), len(to_load))
+    for img in to_load:
+        entry = entries[img["file"]]
+        stream_file(name=f"Load image {img['ref']} from the bundle (streamed)", src=str(local / img["file"]),
+                    command=load_command(img["ref"], img["id"]), sha256=entry["sha256"],
+                    done=progress.reporter(img["ref"], entry["size"]))
+
+    # ---- packages: uploaded (pyinfra skips a file whose checksum matches), sums checked after an upload
+    debs = list(manifest.get("debs", []))
+    for rel in sorted({str(PurePosixPath(r).parent) for r in debs}):
         files.directory(name=f"Create {remote / rel}", path=str(remote / rel), mode="750")
-    sizes = {img["file"]: entries[img["file"]]["size"] for img in to_load}
-    upload_progress = Progress("upload", sum(sizes.values()), len(sizes))
-    for rel in rels:
-        if rel in sizes:  # an image the engine lacks: its upload happens, so its progress line is worth it
-            python.call(name=f"Time the upload of {rel}", function=upload_progress.start(rel))
-        uploads.append(files.put(name=f"Upload {rel}", src=str(local / rel), dest=str(remote / rel), mode="640"))
-        if rel in sizes:
-            python.call(name=f"Report the upload of {rel}", function=upload_progress.done(rel, sizes[rel]))
-    if all_rels:
-        put_text("Write the bundle's sha256 sums", sums_file(entries, all_rels), str(remote / "SHA256SUMS"),
+    uploads = [files.put(name=f"Upload {rel}", src=str(local / rel), dest=str(remote / rel), mode="640")
+               for rel in debs]
+    if debs:
+        put_text("Write the bundle's sha256 sums", sums_file(entries, debs), str(remote / "SHA256SUMS"),
                  mode="640")
         server.shell(
             name="Check the sha256 sums of the uploaded bundle",
             commands=[f"cd {shlex.quote(str(remote))} && sha256sum --quiet --strict --ignore-missing -c SHA256SUMS"],
             _if=any_changed(*uploads),
         )
-    load_progress = Progress("image load", sum(sizes.values()), len(sizes))
-    for img in to_load:
-        python.call(name=f"Time the load of image {img['ref']}", function=load_progress.start(img["ref"]))
-        server.shell(name=f"Load image {img['ref']}",
-                     commands=[f"docker load --quiet -i {shlex.quote(str(remote / img['file']))}"])
-        python.call(name=f"Report the load of image {img['ref']}",
-                    function=load_progress.done(img["ref"], sizes[img["file"]]))
 
     # ---- compose v2 plugin from the bundle when the host lacks that version
     installed = host.get_fact(DebPackages) or {}

@@ -7,6 +7,24 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(docker.io debootstrap zstd python3-venv nginx-light prometheus prometheus-alertmanager
               chromium openssh-client openssh-server nftables unattended-upgrades openssl
               rsync curl ca-certificates stress-ng memtester fio iperf3)
+PY=${PYTHON:-python3}
+pip_install() { .venv/bin/pip install -q --disable-pip-version-check -e '.[dev]'; }
+# The tool's own Python environment goes in beside the system packages when this Python can already make a
+# venv (else after them: python3-venv is one of them).
+venv_pid=
+if [ -x .venv/bin/python ] || "$PY" -m venv .venv >/dev/null 2>&1; then
+    pip_install & venv_pid=$!
+else
+    rm -rf .venv
+fi
+wait_venv() {
+    if [ -n "$venv_pid" ]; then
+        wait "$venv_pid" || { echo "llmrack: pip install into .venv failed" >&2; exit 1; }
+    else
+        "$PY" -m venv .venv
+        pip_install
+    fi
+}
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -33,11 +51,7 @@ if ! docker info >/dev/null 2>&1; then
 fi
 
 # The tool's own Python environment (light: the heavy vLLM environment lives in the image build cache).
-PY=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-    "$PY" -m venv .venv
-fi
-.venv/bin/pip install -q --disable-pip-version-check -e '.[dev]'
+wait_venv
 
 # docker compose v2 for checking rendered compose files here (the engine on this machine may be 20.10 without
 # the plugin): Debian trixie's package, the same one the offline bundle carries to hosts.

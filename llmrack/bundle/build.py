@@ -14,12 +14,13 @@ images/, models/ and debs/ that the new manifest does not name are removed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path, PurePosixPath
 
 from llmrack import __version__
@@ -28,6 +29,7 @@ from llmrack.images import IMAGES
 from llmrack.manifest import FORMAT_VERSION, MANIFEST, read_manifest, sha256_file
 
 MANAGED_DIRS = ("images", "models", "debs", "apt")
+CHUNK = 1 << 20
 
 Log = Callable[[str], object]
 
@@ -62,13 +64,23 @@ def _docker_image(ref: str) -> tuple[str, list[str]] | None:
     return info["Id"], sorted(info.get("RepoTags") or [])
 
 
-def _docker_save(ref: str, dest: Path) -> None:
+def _docker_save(ref: str, dest: Path) -> dict:
+    """``docker save`` into ``dest``, hashed as it is written (one pass); returns its manifest entry."""
     tmp = dest.with_name(dest.name + ".partial")
-    proc = subprocess.run(["docker", "save", "-o", str(tmp), ref], capture_output=True, text=True)
+    h, size = hashlib.sha256(), 0
+    with tmp.open("wb") as out, subprocess.Popen(["docker", "save", ref], stdout=subprocess.PIPE,
+                                                  stderr=subprocess.PIPE) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        while chunk := proc.stdout.read(CHUNK):
+            h.update(chunk)
+            out.write(chunk)
+            size += len(chunk)
+        err = proc.stderr.read().decode(errors="replace")
     if proc.returncode != 0:
         tmp.unlink(missing_ok=True)
-        raise LlmrackError(f"docker save {ref} failed: {proc.stderr.strip()}")
+        raise LlmrackError(f"docker save {ref} failed: {err.strip()}")
     tmp.replace(dest)
+    return {"sha256": h.hexdigest(), "size": size}
 
 
 def _unchanged_copy(src: Path, dest: Path) -> bool:
@@ -91,6 +103,41 @@ def _safe_name(name: str, what: str) -> str:
     return name
 
 
+SavedImage = tuple[str, dict, dict]  # (path in the bundle, its file entry, its manifest image entry)
+
+
+def previous_manifest(out: Path) -> dict:
+    """The bundle's manifest as it is on disk (empty when there is none yet): what an incremental build reuses."""
+    try:
+        return read_manifest(Path(out))
+    except LlmrackError:
+        return {"files": {}, "images": {}}
+
+
+def save_image(out: Path, image: str, old: dict, *, log: Log = print) -> SavedImage:
+    """One image's tar in the bundle ``out``: ``docker save``-d unless ``old`` (the previous manifest) already
+    has this image id in a file of the recorded size."""
+    name = _image_file_name(image)
+    ref = _resolve_image(image)
+    found = _docker_image(ref)
+    if found is None:
+        raise LlmrackError(f"image {ref} is not in the local Docker engine; build it first", field="images")
+    iid, tags = found
+    rel = f"images/{name}.tar"
+    dest = Path(out) / rel
+    prev = old.get("images", {}).get(name, {})
+    prev_file = old.get("files", {}).get(rel)
+    if prev.get("id") == iid and prev_file and dest.is_file() and dest.stat().st_size == prev_file.get("size"):
+        log(f"{rel}: unchanged ({iid[:19]})")
+        entry = prev_file
+    else:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        t = time.monotonic()
+        entry = _docker_save(ref, dest)
+        log(f"{rel}: saved {entry['size'] / 2**20:.0f} MiB in {time.monotonic() - t:.1f} s")
+    return rel, entry, {"file": rel, "id": iid, "ref": ref, "tags": tags}
+
+
 def build_bundle(
     out_dir: Path,
     *,
@@ -98,6 +145,7 @@ def build_bundle(
     model_dirs: dict[str, Path],
     debs: Iterable[Path] = (),
     apt: dict | None = None,
+    saved: Mapping[str, SavedImage] | None = None,
     log: Log = print,
 ) -> dict:
     """Write (or bring up to date) an offline bundle in ``out_dir``; returns the manifest.
@@ -106,14 +154,12 @@ def build_bundle(
     (``llmrack.bundle_apt.build_apt_repo``); their files join the manifest's sums.
 
     ``images`` are short names from :data:`llmrack.images.IMAGES` or image refs (they must exist in the
-    local engine: build them first); ``model_dirs`` maps a served model name to its directory.
+    local engine: build them first); ``model_dirs`` maps a served model name to its directory. ``saved``: what
+    :func:`save_image` returned for images saved already (as each was built), by the name given in ``images``.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    try:
-        old = read_manifest(out)
-    except LlmrackError:
-        old = {"files": {}, "images": {}}
+    old = previous_manifest(out)
     old_files: dict = old.get("files", {})
     files: dict[str, dict] = {}
     manifest_images: dict[str, dict] = {}
@@ -121,33 +167,8 @@ def build_bundle(
 
     for image in images:
         name = _image_file_name(image)
-        ref = _resolve_image(image)
-        found = _docker_image(ref)
-        if found is None:
-            raise LlmrackError(
-                f"image {ref} is not in the local Docker engine; build it first", field="images"
-            )
-        iid, tags = found
-        rel = f"images/{name}.tar"
-        dest = out / rel
-        prev = old.get("images", {}).get(name, {})
-        prev_file = old_files.get(rel)
-        if (
-            prev.get("id") == iid
-            and prev_file
-            and dest.is_file()
-            and dest.stat().st_size == prev_file.get("size")
-        ):
-            files[rel] = prev_file
-            log(f"{rel}: unchanged ({iid[:19]})")
-        else:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            t = time.monotonic()
-            _docker_save(ref, dest)
-            files[rel] = {"sha256": sha256_file(dest), "size": dest.stat().st_size}
-            log(f"{rel}: saved {files[rel]['size'] / 2**20:.0f} MiB in {time.monotonic() - t:.1f} s")
-        manifest_images[name] = {"file": rel, "id": iid, "ref": ref, "tags": tags}
-
+        rel, entry, manifest_images[name] = (saved or {}).get(image) or save_image(out, image, old, log=log)
+        files[rel] = entry
     manifest_models: dict[str, dict] = {}
     for model, src_dir in sorted(model_dirs.items()):
         _safe_name(model, "model")

@@ -8,10 +8,10 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from llmrack.bundle.build import Log, build_bundle
+from llmrack.bundle.build import Log, build_bundle, previous_manifest, save_image
 from llmrack.bundle_apt import build_apt_repo, tier_apt_packages
 from llmrack.errors import LlmrackError
 from llmrack.images import IMAGES, build_image, cache_dir, debian_mirror
@@ -47,25 +47,33 @@ def tier_images(profile) -> list[str]:
     return list(dict.fromkeys(refs))
 
 
-def _ensure_local_images(refs: list[str], profile, log: Log) -> None:
+def _ensure_local_images(refs: list[str], profile, log: Log,
+                         built: Callable[[list[str]], object] = lambda refs: None) -> None:
     """Build the project's own images among ``refs`` when missing or stale; others must be present.
 
     The base image comes first (every other starts from it); then the rest side by side, ``BUILD_WORKERS`` at a
     time, the longest first: a pip install waiting on the network overlaps a compile using the cores. Each line
-    of a parallel build names its image."""
+    of a parallel build names its image. ``built(refs)`` runs as each build finishes, with the refs it made."""
     by_ref = {spec.ref: name for name, spec in IMAGES.items()}
     ours = [by_ref[r] for r in refs if r in by_ref]
     specs = image_specs(profile.monitoring.images)
     mon = [name for name, spec in specs.items() if spec.ref in refs]
-    jobs: list[tuple[str, Callable[[Log], object]]] = [
-        (name, lambda lg, n=name: build_image(n, log=lg)) for name in sorted(ours, key=_build_order)]
+    jobs: list[tuple[str, list[str], Callable[[Log], object]]] = [
+        (name, [IMAGES[name].ref], lambda lg, n=name: build_image(n, log=lg))
+        for name in sorted(ours, key=_build_order)]
     if mon:
-        jobs.append(("monitoring", lambda lg: build_monitoring_images(lg, names=mon, refs=profile.monitoring.images)))
+        jobs.append(("monitoring", [specs[n].ref for n in mon],
+                     lambda lg: build_monitoring_images(lg, names=mon, refs=profile.monitoring.images)))
     if not jobs:
         return
     build_image("base", log=log)
+
+    def run(name: str, made: list[str], job: Callable[[Log], object]) -> None:
+        job(lambda line: log(f"{name} | {line}"))
+        built(made)
+
     with ThreadPoolExecutor(max_workers=BUILD_WORKERS, thread_name_prefix="image-build") as pool:
-        futures = [pool.submit(job, lambda line, n=name: log(f"{n} | {line}")) for name, job in jobs]
+        futures = [pool.submit(run, *job) for job in jobs]
         for future in futures:
             future.result()  # the first failure, in the list's order, after the others finished or failed
 
@@ -108,9 +116,16 @@ def build_bundle_for_tier(
             )
     if debs_dir is not None and not Path(debs_dir).is_dir():
         raise LlmrackError(f"{debs_dir} is not a directory of .deb files", field="--debs")
-    # the images build beside the downloads and the tiny model (network and disk while the builds use the cores)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="images") as side:
-        images_built = side.submit(_ensure_local_images, refs, profile, log)
+    # the images build beside the downloads and the tiny model (network and disk while the builds use the cores);
+    # each image's tar is saved into the bundle as soon as its build is done, beside the builds still running
+    out, old = Path(out_dir), previous_manifest(Path(out_dir))
+    saves: dict[str, Future] = {}
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="images") as side, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="image-save") as saver:
+        def save(made: list[str]) -> None:
+            saves.update({ref: saver.submit(save_image, out, ref, old, log=log) for ref in made if ref in refs})
+
+        images_built = side.submit(_ensure_local_images, refs, profile, log, save)
         deb = fetch_compose_deb(cache_dir() / "debs", log=log)
         extra = [deb, *(sorted(Path(debs_dir).glob("*.deb")) if debs_dir is not None else [])]
         apt = {c: build_apt_repo(Path(out_dir), codename=c, mirror=debian_mirror(),
@@ -119,7 +134,8 @@ def build_bundle_for_tier(
         for name in tiny:  # made with the vLLM staging environment: waits for it when the vLLM build makes it
             model_dirs[name] = build_tiny_model(cache_dir() / "models" / name, log=log)
         images_built.result()
-    return build_bundle(Path(out_dir), images=refs, model_dirs=model_dirs, debs=[deb], apt=apt, log=log)
+        saved = {ref: future.result() for ref, future in saves.items()}
+    return build_bundle(out, images=refs, model_dirs=model_dirs, debs=[deb], apt=apt, saved=saved, log=log)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -305,7 +305,7 @@ def sw_prometheus(ctx: CheckContext) -> Outcome:
         return out
     down: dict[str, str] = {}
     targets: list[dict[str, Any]] = []
-    attempts = 8
+    attempts = 40  # a second apart: the longest scrape interval and then some
     for attempt in range(attempts):  # right after a start: no targets yet, then 'unknown' until the first scrape
         try:
             code, body = ctx.http_on_host("http://127.0.0.1:9090/api/v1/targets?state=active")
@@ -319,7 +319,7 @@ def sw_prometheus(ctx: CheckContext) -> Outcome:
         settled = targets and not any(v.startswith("unknown") for v in down.values())
         if settled or attempt == attempts - 1:
             break
-        time.sleep(5)
+        time.sleep(1)
     value = {"up": len(targets) - len(down), "total": len(targets)}
     if not targets:
         return bad("Prometheus has no scrape targets", value, "all up")

@@ -6,6 +6,7 @@ converged back with exactly one docker restart, and an unreachable host fails al
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -280,3 +281,30 @@ def test_a_deploy_waits_for_another_apt_holding_the_lock_and_succeeds(runs, env,
     assert host1.package("jq").is_installed
     assert took > 10, f"the install cannot have waited for the lock: {took:.0f} s"
     print(f"deploy with apt locked for 25 s: {took:.0f} s")
+
+
+STREAM_PROBE = PROJECT / "tests" / "integration" / "stream_probe.py"
+
+
+def test_a_streamed_file_arrives_whole_and_a_wrong_sum_or_short_read_fails(runs, env, host1, tmp_path) -> None:
+    """llmrack.ssh_stream (how bundle images reach ``docker load``) over the real SSH connection: 24 MiB plus
+    an odd tail arrive byte for byte; a file whose sha256 is not the expected one, and a command that stops
+    reading early, fail the operation with their own messages."""
+    blob = tmp_path / "blob"
+    blob.write_bytes(os.urandom(24 * 2**20 + 4097))
+    digest = hashlib.sha256(blob.read_bytes()).hexdigest()
+
+    def stream(cmd: str, sha: str = digest):
+        return run_pyinfra(SANDBOX_INVENTORY, STREAM_PROBE, expect_json=False,
+                           env={**env, "STREAM_SRC": str(blob), "STREAM_CMD": cmd, "STREAM_SHA": sha})
+
+    host1.run_test("rm -f /tmp/streamed")
+    assert_converged(stream("cat > /tmp/streamed"))
+    assert host1.check_output("sha256sum /tmp/streamed").split()[0] == digest
+
+    wrong = stream("cat > /dev/null", sha="0" * 64)
+    assert wrong.returncode != 0 and "its manifest says 0000000000000000..." in wrong.stderr, wrong.stderr[-2000:]
+    short = stream("head -c 1000 > /dev/null")
+    assert short.returncode != 0 and "closed its input early" in short.stderr, short.stderr[-2000:]
+    failing = stream("cat > /dev/null; echo no space left >&2; exit 3")
+    assert failing.returncode != 0 and "no space left" in failing.stderr, failing.stderr[-2000:]

@@ -42,11 +42,13 @@ class FakeDocker:
         iid = self.ids.get(ref)
         return (iid, [ref]) if iid else None
 
-    def save(self, ref: str, dest: Path) -> None:
+    def save(self, ref: str, dest: Path) -> dict:
         self.saves.append(ref)
-        tmp = dest.with_name(dest.name + ".partial")  # like docker save -o: a new file
-        tmp.write_bytes(f"tar of {ref} {self.ids[ref]}".encode())
+        tmp = dest.with_name(dest.name + ".partial")  # like docker save: a new file, and its entry
+        data = f"tar of {ref} {self.ids[ref]}".encode()
+        tmp.write_bytes(data)
         tmp.replace(dest)
+        return {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
 
 
 @pytest.fixture

@@ -61,3 +61,20 @@ def test_a_failed_build_is_raised_after_the_others_finished(recorded) -> None:
     with pytest.raises(LlmrackError, match="pgvector build failed"):
         t._ensure_local_images(t.tier_images(profile), profile, lambda _: None)
     assert {"vllm-cpu", "embed", "nginx"} <= {c[0] for c in calls}
+
+
+def test_each_finished_build_is_handed_on_with_the_refs_it_made(recorded) -> None:
+    """The bundle saves an image's tar as soon as its build is done: ``built`` gets each job's refs, once, after
+    that job (and never before the base)."""
+    calls, _ = recorded
+    profile = load_tier("sandbox")
+    handed: list[tuple[list[str], set[str]]] = []
+    t._ensure_local_images(t.tier_images(profile), profile, lambda line: None,
+                           built=lambda refs: handed.append((refs, {c[0] for c in calls})))
+    made = [ref for refs, _ in handed for ref in refs]
+    assert sorted(made) == sorted(t.tier_images(profile)), "every image of the tier, once"
+    for refs, finished in handed:
+        name = refs[0].split("/")[1].split(":")[0]
+        assert "base" in finished
+        if len(refs) == 1 and name in {"vllm-cpu", "nginx", "pgvector", "embed"}:
+            assert name in finished, f"{refs} handed on before its build finished"

@@ -4,6 +4,8 @@ and the allow list it judges by, written from the README's table."""
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 from types import SimpleNamespace
 
 from llmrack.config import HostSpec, load_tier
@@ -32,6 +34,20 @@ def _ctx(roles: list[str], address: str = "10.0.0.5", **connector):
     spec = HostSpec(name="h", address=address, roles=roles, tier="sandbox", profile=profile, connector=connector)
     return SimpleNamespace(spec=spec, profile=profile, local=False, run=lambda cmd: (0, "", ""), peer=None,
                            inventory=None)
+
+
+def test_scan_raises_a_low_descriptor_limit_for_its_batches() -> None:
+    """A shell with the common soft limit of 1024 (here 256) still scans in batches of thousands: the scan
+    lifts the process's soft limit towards its hard one (a filtered port costs the batch's deadline)."""
+    code = ("import resource, socket\n"
+            "resource.setrlimit(resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))\n"
+            "from llmrack.verify import exposure as ex\n"
+            "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); port = s.getsockname()[1]\n"
+            "ports = sorted({*range(20000, 23000), port})\n"
+            "print(ex.scan('127.0.0.1', ports) == [port], resource.getrlimit(resource.RLIMIT_NOFILE)[0])\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out[0] == "True"
+    assert int(out[1]) > 3000, f"the soft limit stayed at {out[1]}"
 
 
 def test_allowed_ports_follow_the_role() -> None:

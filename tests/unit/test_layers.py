@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("llmrack.stack", "llmrack.monitoring", "llmrack.bundle", "llmrack.bundle_apt", "llmrack.images",
      "llmrack.tinymodel"),
     # how roles change a host
-    ("llmrack.ops", "llmrack.reboot", "llmrack.progress", "llmrack.ssh_latency"),
+    ("llmrack.ops", "llmrack.reboot", "llmrack.progress", "llmrack.ssh_latency", "llmrack.ssh_stream"),
     ("llmrack.facts",),
     # secrets on the admin machine; paths, ports, addresses, the bundle's manifest
     ("llmrack.secrets", "llmrack.retired_keys", "llmrack.tls", "llmrack.httpclient", "llmrack.layout",

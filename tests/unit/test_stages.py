@@ -110,9 +110,8 @@ def test_progress_lines_give_size_rate_and_what_is_left():
         def log_styled(self, text: str, **_kw) -> None:
             lines.append(text)
 
-    p = Progress("upload", total=3 * 2**20, count=2)
-    p.start("images/a.tar")(None, Host())
-    p.done("images/a.tar", 2**20)(None, Host())
-    p.done("images/b.tar", 2 * 2**20)(None, Host())
-    assert lines[0].startswith("upload 1/2 images/a.tar: 1 MiB in ") and lines[0].endswith("2 MiB and 1 left")
-    assert "MiB/s" in lines[0] and lines[1].endswith("0 MiB and 0 left")
+    p = Progress("image load", total=3 * 2**20, count=2)
+    p.reporter("a:1", 2**20)(Host(), 0.5)
+    p.reporter("b:1", 2 * 2**20)(Host(), 0.0)
+    assert lines[0] == "image load 1/2 a:1: 1 MiB in 0.5 s (2 MiB/s); 2 MiB and 1 left"
+    assert lines[1].endswith("0 MiB and 0 left")
