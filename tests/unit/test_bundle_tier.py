@@ -1,5 +1,6 @@
-"""The tier bundle's image builds: the base first, then side by side (the builds themselves are replaced by
-recorders: these tests are about the order and the errors, the real builds run in the integration tests)."""
+"""The tier bundle's image builds: the base first (the staging venvs beside it), then side by side (the builds
+themselves are replaced by recorders: these tests are about the order and the errors, the real builds run in the
+integration tests)."""
 
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ def recorded(monkeypatch):
 
     def build_image(name, *, log):
         t0 = time.monotonic()
+        time.sleep(0.2)
         if name != "base":
-            time.sleep(0.2)
             log(f"llmrack/{name}: built")
         if name == "pgvector" and recorded_fail:
             raise LlmrackError("pgvector build failed")
@@ -31,8 +32,14 @@ def recorded(monkeypatch):
         time.sleep(0.2)
         calls.append(("monitoring:" + ",".join(names), t0, time.monotonic(), threading.current_thread().name))
 
+    def prepare_image(name, *, log):
+        t0 = time.monotonic()
+        time.sleep(0.1)
+        calls.append(("prepare:" + name, t0, time.monotonic(), threading.current_thread().name))
+
     recorded_fail: list[bool] = []
     monkeypatch.setattr(t, "build_image", build_image)
+    monkeypatch.setattr(t, "prepare_image", prepare_image)
     monkeypatch.setattr(t, "build_monitoring_images", build_monitoring)
     return calls, recorded_fail
 
@@ -42,15 +49,20 @@ def test_the_base_first_then_the_images_side_by_side_the_longest_first(recorded)
     profile = load_tier("sandbox")
     lines: list[str] = []
     t._ensure_local_images(t.tier_images(profile), profile, lines.append)
-    names = [c[0] for c in calls]
-    assert names[0] == "base"
-    assert set(names[1:]) == {"vllm-cpu", "nginx", "pgvector", "embed"} | {n for n in names if "monitoring" in n}
+    base = next(c for c in calls if c[0] == "base")
+    builds = [c for c in calls if c[0] != "base" and not c[0].startswith("prepare:")]
+    prepares = [c for c in calls if c[0].startswith("prepare:")]
+    names = [c[0] for c in builds]
+    assert set(names) == {"vllm-cpu", "nginx", "pgvector", "embed"} | {n for n in names if "monitoring" in n}
     assert any(n.startswith("monitoring:") and "prometheus" in n for n in names)
-    starts = sorted(calls[1:], key=lambda c: c[1])
+    assert all(c[1] >= base[2] for c in builds), "every build starts after the base image is done"
+    assert any(p[0] == "prepare:vllm-cpu" and p[1] < base[2] for p in prepares), \
+        "the vLLM staging venv is made beside the base image"
+    starts = sorted(builds, key=lambda c: c[1])
     assert starts[0][0] == "vllm-cpu", "the longest build starts first"
-    overlap = [(a[0], b[0]) for a in calls[1:] for b in calls[1:] if a is not b and a[1] < b[1] < a[2]]
+    overlap = [(a[0], b[0]) for a in builds for b in builds if a is not b and a[1] < b[1] < a[2]]
     assert overlap, "two builds ran at once"
-    assert len({c[3] for c in calls[1:]}) == t.BUILD_WORKERS
+    assert len({c[3] for c in builds}) == t.BUILD_WORKERS
     assert "vllm-cpu | llmrack/vllm-cpu: built" in lines
 
 
@@ -75,6 +87,7 @@ def test_each_finished_build_is_handed_on_with_the_refs_it_made(recorded) -> Non
     assert sorted(made) == sorted(t.tier_images(profile)), "every image of the tier, once"
     for refs, finished in handed:
         name = refs[0].split("/")[1].split(":")[0]
+        assert f"prepare:{name}" in finished or len(refs) > 1
         assert "base" in finished
         if len(refs) == 1 and name in {"vllm-cpu", "nginx", "pgvector", "embed"}:
             assert name in finished, f"{refs} handed on before its build finished"
