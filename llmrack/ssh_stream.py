@@ -9,7 +9,8 @@ SSH channel's MAC guards the bytes on the way and the command can check what it 
 The operation fails when the command fails, when the bytes sent do not have the expected sha256 (the local
 file changed or rotted since its manifest was written), or when the host closes the stream early. A host
 reached without an SSH client of pyinfra's (the local or docker connector) gets the file uploaded to a
-private temporary path and fed from there, then removed: the same result, staged.
+private temporary path (``mktemp``) and fed from there, then removed; its sha256 is checked first, so a wrong
+file never reaches the command on that path.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ class StreamFile(PyinfraCommand):
 
     def _staged(self, state: Any, host: Any, arguments: dict) -> tuple[bool, str, str]:
         digest = _sha256(self.src)
+        if digest != self.sha256:  # known before anything is sent: the command is not run
+            return False, digest, ""
         ok, out = host.run_shell_command(StringCommand("mktemp"), **arguments)
         if not ok:
             return False, digest, out.output
