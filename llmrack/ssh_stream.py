@@ -27,6 +27,8 @@ from pyinfra.api import StringCommand, operation
 from pyinfra.api.command import PyinfraCommand
 from pyinfra.connectors.util import make_unix_command_for_host
 
+from llmrack.manifest import sha256_file
+
 CHUNK = 1 << 20
 OUTPUT_TAIL = 4000
 # arguments pyinfra's SSH connector takes for itself before building a command (connectors/ssh.py)
@@ -70,7 +72,7 @@ class StreamFile(PyinfraCommand):
         return make_unix_command_for_host(state, host, StringCommand(command), **wrap).get_raw_value()
 
     def _staged(self, state: Any, host: Any, arguments: dict) -> tuple[bool, str, str]:
-        digest = _sha256(self.src)
+        digest = sha256_file(self.src)
         if digest != self.sha256:  # known before anything is sent: the command is not run
             return False, digest, ""
         ok, out = host.run_shell_command(StringCommand("mktemp"), **arguments)
@@ -85,14 +87,6 @@ class StreamFile(PyinfraCommand):
             return ok, digest, out.output
         finally:
             host.run_shell_command(StringCommand(f"rm -f {shlex.quote(tmp)}"), **arguments)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _over_ssh(client: Any, command: str, src: Path) -> tuple[bool, str, str]:
@@ -114,13 +108,11 @@ def _over_ssh(client: Any, command: str, src: Path) -> tuple[bool, str, str]:
                 except OSError:  # the command exited before reading everything
                     closed_early = True
                     break
-        if closed_early:  # hash the rest anyway: a failing command is reported, not a wrong sum
-            with src.open("rb") as f:
-                h = hashlib.sha256()
-                while chunk := f.read(CHUNK):
-                    h.update(chunk)
+        if closed_early:  # the whole file's sum anyway: a failing command is reported, not a wrong sum
+            digest = sha256_file(src)
         else:
             chan.shutdown_write()
+            digest = h.hexdigest()
         while data := chan.recv(65536):
             output += data
         status = chan.recv_exit_status()
@@ -128,8 +120,8 @@ def _over_ssh(client: Any, command: str, src: Path) -> tuple[bool, str, str]:
         chan.close()
     text = output.decode(errors="replace")
     if closed_early and status == 0:
-        return False, h.hexdigest(), f"the command closed its input early\n{text}"
-    return status == 0, h.hexdigest(), text
+        return False, digest, f"the command closed its input early\n{text}"
+    return status == 0, digest, text
 
 
 @operation(is_idempotent=False)

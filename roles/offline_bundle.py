@@ -41,8 +41,8 @@ def load_command(ref: str, image_id: str) -> str:
     checks every layer against the image's config, and the id is that config's sha256)."""
     q_ref, q_id = shlex.quote(ref), shlex.quote(image_id)
     return (f"docker load --quiet && got=$(docker image inspect --format '{{{{.Id}}}}' {q_ref}) && "
-            f"{{ [ \"$got\" = {q_id} ] || {{ echo \"image {ref} loaded as $got, the bundle says {image_id}\"; "
-            f"exit 1; }}; }}")
+            f"{{ [ \"$got\" = {q_id} ] || {{ printf 'image %s loaded as %s, the bundle says %s\\n' {q_ref} "
+            f"\"$got\" {q_id}; exit 1; }}; }}")
 
 
 def bundle_model_files(manifest: dict, model_dir: str) -> dict[str, dict]:
