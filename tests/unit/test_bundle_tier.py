@@ -59,7 +59,8 @@ def test_the_base_first_then_the_images_side_by_side_the_longest_first(recorded)
     assert any(p[0] == "prepare:vllm-cpu" and p[1] < base[2] for p in prepares), \
         "the vLLM staging venv is made beside the base image"
     starts = sorted(builds, key=lambda c: c[1])
-    assert starts[0][0] == "vllm-cpu", "the longest build starts first"
+    # the workers wake together when the base is done, so which of the first two starts first is a race
+    assert {c[0] for c in starts[:t.BUILD_WORKERS]} == {"vllm-cpu", "embed"}, "the longest builds start first"
     overlap = [(a[0], b[0]) for a in builds for b in builds if a is not b and a[1] < b[1] < a[2]]
     assert overlap, "two builds ran at once"
     assert len({c[3] for c in builds}) == t.BUILD_WORKERS
