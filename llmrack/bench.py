@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 
 from llmrack import httpclient as hc
+from llmrack.progress import Step
 
 PROMPTS = (
     "Explain in a few sentences what a GPU server does for a small company.",
@@ -117,9 +118,16 @@ async def _one_request(
 
 async def _run_level(
     client: httpx.AsyncClient, url: str, headers: dict[str, str], *, model: str, concurrency: int,
-    requests: int, max_tokens: int, time_limit_s: float, ignore_eos: bool,
+    requests: int, max_tokens: int, time_limit_s: float, ignore_eos: bool, step: Step | None = None,
 ) -> dict[str, Any]:
     samples: list[dict[str, Any]] = []
+    what = f"concurrency {concurrency}"
+
+    def record(sample: dict[str, Any]) -> None:
+        samples.append(sample)
+        if step:
+            step(what, len(samples), requests)
+
     counter = iter(range(requests))
     deadline = time.perf_counter() + time_limit_s
 
@@ -136,9 +144,9 @@ async def _run_level(
     async def worker() -> None:
         for i in counter:
             if time.perf_counter() >= deadline:
-                samples.append({"ok": False, "error": "level time limit reached before start", "e2e_ms": 0.0})
+                record({"ok": False, "error": "level time limit reached before start", "e2e_ms": 0.0})
                 continue
-            samples.append(await _one_request(client, url, headers, body(i)))
+            record(await _one_request(client, url, headers, body(i)))
 
     start = time.perf_counter()
     tasks = [asyncio.create_task(worker()) for _ in range(min(concurrency, requests))]
@@ -176,7 +184,7 @@ async def _run_level(
 async def run_bench_async(
     base_url: str, api_key: str, *, model: str, concurrency_levels: Sequence[int], requests_per_level: int,
     max_tokens: int, timeout_s: float, ca: hc.CaFile = None, ignore_eos: bool = True,
-    request_timeout_s: float | None = None, log: Callable[[str], Any] | None = None,
+    request_timeout_s: float | None = None, log: Callable[[str], Any] | None = None, step: Step | None = None,
 ) -> dict[str, Any]:
     url = chat_url(base_url)
     headers = hc.bearer(api_key)
@@ -192,8 +200,12 @@ async def run_bench_async(
                 log(f"bench: {requests_per_level} requests at concurrency {c} ({url})")
             results.append(await _run_level(
                 client, url, headers, model=model, concurrency=c, requests=requests_per_level,
-                max_tokens=max_tokens, time_limit_s=timeout_s, ignore_eos=ignore_eos,
+                max_tokens=max_tokens, time_limit_s=timeout_s, ignore_eos=ignore_eos, step=step,
             ))
+            if log:
+                r = results[-1]
+                log(f"bench: concurrency {c}: {r['ok']}/{r['requests']} succeeded in {r['duration_s']:.1f} s, "
+                    f"{r['throughput_tokens_per_s']:.1f} tokens/s")
     single = next((r for r in results if r["concurrency"] == 1), None)
     return {
         "tool": "llmrack.bench",
@@ -211,19 +223,20 @@ async def run_bench_async(
 def run_bench(
     base_url: str, api_key: str, *, model: str, concurrency_levels: Sequence[int], requests_per_level: int,
     max_tokens: int, timeout_s: float, ca: hc.CaFile = None, ignore_eos: bool = True,
-    log: Callable[[str], Any] | None = None,
+    log: Callable[[str], Any] | None = None, step: Step | None = None,
 ) -> dict[str, Any]:
     """Drive ``base_url`` (``https://host:port`` or ``…/v1``) and return per-level latency and throughput.
 
     ``timeout_s`` bounds each level (and each request); the whole run takes at most
-    ``len(concurrency_levels) * timeout_s`` seconds.
+    ``len(concurrency_levels) * timeout_s`` seconds. ``log`` gets a line as each level starts and ends,
+    ``step`` each finished request of the level.
     """
     if requests_per_level < 1:
         raise ValueError("requests_per_level must be at least 1")
     return asyncio.run(run_bench_async(
         base_url, api_key, model=model, concurrency_levels=concurrency_levels,
         requests_per_level=requests_per_level, max_tokens=max_tokens, timeout_s=timeout_s,
-        ca=ca, ignore_eos=ignore_eos, log=log,
+        ca=ca, ignore_eos=ignore_eos, log=log, step=step,
     ))
 
 

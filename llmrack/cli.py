@@ -18,6 +18,7 @@ from rich.table import Table
 from llmrack import __version__
 from llmrack.checkresult import CATEGORIES
 from llmrack.cli_common import ProjectErrors, ProjectOpt, check_out_path, err, export_app, fail, out
+from llmrack.cli_progress import Steps
 from llmrack.errors import LlmrackError
 from llmrack.validate import load_inventory as _inventory
 from llmrack.validate import project_dir as _project
@@ -203,8 +204,9 @@ def verify(
         from llmrack.verify.checklist import load_sign_off
 
         signed = load_sign_off(sign_off)
-    result = suite.verify(inv, only=cats, local=local, report_dir=report, log=err.print, full=full,
-                          sign_off=signed)
+    with Steps(err, "verify") as steps:
+        result = suite.verify(inv, only=cats, local=local, report_dir=report, log=steps.log, full=full,
+                              sign_off=signed, step=steps.step)
     suite.print_summary(result, out)
     raise typer.Exit(result.exit_code)
 
@@ -238,16 +240,10 @@ def bench(
     if ca_file is not None and not ca_file.is_file():
         raise fail(LlmrackError("no such file", source=str(ca_file), field="--ca-file"))
     key = api_key_file.read_text().strip() if api_key_file else os.environ.get("LLMRACK_API_KEY", "")
-    res = bench_mod.run_bench(
-        url,
-        key,
-        model=model,
-        concurrency_levels=levels,
-        requests_per_level=requests,
-        max_tokens=max_tokens,
-        timeout_s=timeout_s,
-        ca=ca_file,
-    )
+    with Steps(err, "bench") as steps:
+        res = bench_mod.run_bench(url, key, model=model, concurrency_levels=levels, requests_per_level=requests,
+                                  max_tokens=max_tokens, timeout_s=timeout_s, ca=ca_file, log=steps.log,
+                                  step=steps.step)
     text = json.dumps(res, indent=2, sort_keys=True)
     if output:
         output.write_text(text)
@@ -328,8 +324,9 @@ def bundle_build(
     profile = load_tier(tier, _project(project))
     codenames = sorted({*(release or []), *(inventory_releases(_inventory(inventory, project), tier)
                                             if inventory is not None else [])}) or ["bookworm"]
-    manifest = bundle_mod.build_bundle_for_tier(profile, out_dir, codenames=codenames,
-                                                debs_dir=debs, tier=tier, log=err.print)
+    with Steps(err, "bundle") as steps:
+        manifest = bundle_mod.build_bundle_for_tier(profile, out_dir, codenames=codenames, debs_dir=debs,
+                                                    tier=tier, log=steps.log, step=steps.step)
     out.print(f"bundle written to {out_dir} ({len(manifest.get('files', {}))} files)")
 
 

@@ -1,4 +1,5 @@
-"""Progress lines for long transfers inside a pyinfra run (image streams): size, rate, what is left.
+"""Progress lines for long transfers inside a pyinfra run (image streams): size, rate, what is left; and the
+callback type of long work on the admin machine (:data:`Step`).
 
 A deploy makes a :class:`Progress` only for work that will happen (an image the engine lacks), so a converged
 host prints none; the operation doing the work calls :meth:`Progress.reporter`'s callback when a step is done.
@@ -10,6 +11,10 @@ from collections.abc import Callable
 from typing import Any
 
 from pyinfra import logger
+
+Step = Callable[[str, int, int], object]
+"""Progress of long work on the admin machine (verify, bench, image builds): ``(what, done, total)``, ``done``
+of ``total`` units finished, ``what`` the one running or just finished (the CLI draws it as a bar)."""
 
 
 class Progress:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -17,6 +18,7 @@ from llmrack.errors import LlmrackError
 from llmrack.images import IMAGES, build_image, cache_dir, debian_mirror, prepare_image
 from llmrack.models import TINY_MODEL_NAME
 from llmrack.monitoring.images import build_monitoring_images, image_specs
+from llmrack.progress import Step
 from llmrack.tinymodel import build_tiny_model
 
 # --------------------------------------------------------------------------------------------------
@@ -48,13 +50,13 @@ def tier_images(profile) -> list[str]:
 
 
 def _ensure_local_images(refs: list[str], profile, log: Log,
-                         built: Callable[[list[str]], object] = lambda refs: None) -> None:
+                         built: Callable[[list[str]], object] = lambda refs: None, step: Step | None = None) -> None:
     """Build the project's own images among ``refs`` when missing or stale; others must be present.
 
     Every image starts from the base image, so their builds wait for it; their staging venvs (the longest part,
     needing no base) start beside it. The builds run side by side, ``BUILD_WORKERS`` at a time, the longest first:
     a pip install waiting on the disk or network overlaps a compile using the cores. Each line of a parallel build
-    names its image. ``built(refs)`` runs as each build finishes, with the refs it made."""
+    names its image. ``built(refs)`` runs as each build finishes, with the refs it made; ``step`` counts them."""
     by_ref = {spec.ref: name for name, spec in IMAGES.items()}
     ours = [by_ref[r] for r in refs if r in by_ref]
     specs = image_specs(profile.monitoring.images)
@@ -68,6 +70,8 @@ def _ensure_local_images(refs: list[str], profile, log: Log,
                      lambda lg: build_monitoring_images(lg, names=mon, refs=profile.monitoring.images)))
     if not jobs:
         return
+    done: list[str] = []
+    lock = threading.Lock()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="base-image") as base_pool:
         base = base_pool.submit(build_image, "base", log=log)
 
@@ -78,6 +82,10 @@ def _ensure_local_images(refs: list[str], profile, log: Log,
             base.result()
             job(named)
             built(made)
+            with lock:
+                done.append(name)
+                if step:
+                    step(f"{name} built", len(done), len(jobs))
 
         with ThreadPoolExecutor(max_workers=BUILD_WORKERS, thread_name_prefix="image-build") as pool:
             futures = [pool.submit(run, *job) for job in jobs]
@@ -96,13 +104,13 @@ def _build_order(name: str) -> tuple[int, str]:
 
 def build_bundle_for_tier(
     profile, out_dir: Path, *, project_dir: Path | None = None, codenames: Iterable[str] = ("bookworm",),
-    debs_dir: Path | None = None, tier: str = "TIER", log: Log = print
+    debs_dir: Path | None = None, tier: str = "TIER", log: Log = print, step: Step | None = None
 ) -> dict:
     """The offline bundle a tier needs: its images, its bundle/local models and the compose v2 .deb.
 
     The project's own images are built first when missing; other images (vLLM's official image, Grafana,
     ...) must already be in the local engine (``docker load`` them from a machine that can pull).
-    The sandbox's tiny model is made offline by :mod:`llmrack.tinymodel`.
+    The sandbox's tiny model is made offline by :mod:`llmrack.tinymodel`. ``step`` counts the image builds.
     """
     refs = tier_images(profile)
     model_dirs: dict[str, Path] = {}
@@ -133,7 +141,7 @@ def build_bundle_for_tier(
         def save(made: list[str]) -> None:
             saves.update({ref: saver.submit(save_image, out, ref, old, log=log) for ref in made if ref in refs})
 
-        images_built = side.submit(_ensure_local_images, refs, profile, log, save)
+        images_built = side.submit(_ensure_local_images, refs, profile, log, save, step)
         deb = fetch_compose_deb(cache_dir() / "debs", log=log)
         extra = [deb, *(sorted(Path(debs_dir).glob("*.deb")) if debs_dir is not None else [])]
         apt = {c: build_apt_repo(Path(out_dir), codename=c, mirror=debian_mirror(),

@@ -20,6 +20,7 @@ from typing import Any
 from llmrack.checkresult import CheckResult
 from llmrack.config import HostSpec, Inventory, load_tier
 from llmrack.errors import LlmrackError
+from llmrack.progress import Step
 from llmrack.secrets import AdminSecrets
 from llmrack.tls import trust_anchor
 from llmrack.verify.checklist import collect_burnin
@@ -199,9 +200,13 @@ def gateway_trust(project_dir: str | Path, spec: HostSpec) -> tuple[Path | None,
 # -------------------------------------------------------------------------------------------------- runner
 
 
-def run_checks(ctx: CheckContext, only: set[str] | None, log: Log) -> list[CheckResult]:
+def run_checks(ctx: CheckContext, only: set[str] | None, log: Log, step: Step | None = None) -> list[CheckResult]:
+    """The selected checks on one host, in order; a line each (``k/n`` counted), ``step`` before each."""
     results = []
-    for chk in select(only):
+    chosen = select(only)
+    for i, chk in enumerate(chosen):
+        if step:
+            step(f"{ctx.spec.name} {chk.id}", i, len(chosen))
         t0 = time.monotonic()
         try:
             outcome = chk.func(ctx)
@@ -216,8 +221,10 @@ def run_checks(ctx: CheckContext, only: set[str] | None, log: Log) -> list[Check
             how=outcome.how, duration_s=time.monotonic() - t0, details=outcome.details,
         )
         how = f" (how: {res.how})" if res.how else ""
-        log(f"{ctx.spec.name}: {res.status.upper():14} {res.id}: {res.message}{how}")
+        log(f"{ctx.spec.name} {i + 1}/{len(chosen)}: {res.status.upper():14} {res.id}: {res.message}{how}")
         results.append(res)
+    if step:
+        step(ctx.spec.name, len(chosen), len(chosen))
     return results
 
 
@@ -225,6 +232,7 @@ def verify(
     inventory: Inventory, *, only: set[str] | None = None, local: bool = False, report_dir: Path | None = None,
     ssh_config: Path | None = None, log: Log = print, burnin: Mapping[str, dict[str, Any]] | None = None,
     hosts: set[str] | None = None, full: bool = False, sign_off: Mapping[str, dict[str, Any]] | None = None,
+    step: Step | None = None,
 ) -> VerifyResult:
     """Run the checklist on every host (or those named in ``hosts``) and write the reports to ``report_dir``.
 
@@ -234,6 +242,7 @@ def verify(
     ``burnin``: host name -> ``llmrack burnin`` JSON, judged by ``hw.burnin`` and plotted in the report; a host
     without one given here is asked for the result ``llmrack burnin`` saved on it (``BURNIN_RESULT_PATH``).
     ``full``: the seed's full test durations. ``sign_off``: check id -> the engineer's sign-off of a manual line.
+    ``step``: progress, ``(host and check, checks done, checks of the host)`` before each check.
     """
     started = time.time()
     t0 = time.monotonic()
@@ -245,7 +254,7 @@ def verify(
         for spec in specs:
             results.append(verify_host(spec, inventory, conns.data.get(spec.name, {}), only=only, local=local,
                                        ssh_config=conns.ssh_config, log=log, burnin=(burnin or {}).get(spec.name),
-                                       full=full, sign_off=dict(sign_off or {}), peer=conns.peer))
+                                       full=full, sign_off=dict(sign_off or {}), peer=conns.peer, step=step))
     result = VerifyResult(inventory=inventory.path, hosts=results, started_at=started,
                           duration_s=time.monotonic() - t0, only=sorted(only) if only else None, local=local)
     if report_dir is not None:
@@ -257,6 +266,7 @@ def verify_host(
     spec: HostSpec, inventory: Inventory, data: Mapping[str, Any], *, only: set[str] | None, local: bool,
     ssh_config: Path | None, log: Log, burnin: dict[str, Any] | None = None, full: bool = False,
     sign_off: dict[str, dict[str, Any]] | None = None, peer: Callable[[str], Any] | None = None,
+    step: Step | None = None,
 ) -> HostResult:
     t0 = time.monotonic()
     host, url, problem = connect(spec, data, local=local, ssh_config=ssh_config)
@@ -271,7 +281,7 @@ def verify_host(
     ctx = host_context(host, spec, inventory, local=local, log=log, burnin=burnin, full=full, sign_off=sign_off,
                        peer=peer)
     hr.burnin = ctx.burnin
-    hr.checks = run_checks(ctx, only, log)
+    hr.checks = run_checks(ctx, only, log, step)
     bench = ctx.cache.get("bench")
     hr.bench = bench if isinstance(bench, dict) else None
     hr.duration_s = time.monotonic() - t0

@@ -82,8 +82,12 @@ def test_each_finished_build_is_handed_on_with_the_refs_it_made(recorded) -> Non
     calls, _ = recorded
     profile = load_tier("sandbox")
     handed: list[tuple[list[str], set[str]]] = []
+    steps: list[tuple[str, int, int]] = []
     t._ensure_local_images(t.tier_images(profile), profile, lambda line: None,
-                           built=lambda refs: handed.append((refs, {c[0] for c in calls})))
+                           built=lambda refs: handed.append((refs, {c[0] for c in calls})),
+                           step=lambda *a: steps.append(a))
+    assert [s[1:] for s in steps] == [(i, len(handed)) for i in range(1, len(handed) + 1)], "the bar counts builds"
+    assert {s[0] for s in steps} == {f"{n} built" for n in ("vllm-cpu", "embed", "pgvector", "nginx", "monitoring")}
     made = [ref for refs, _ in handed for ref in refs]
     assert sorted(made) == sorted(t.tier_images(profile)), "every image of the tier, once"
     for refs, finished in handed:

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # package prefixes; the longest matching key decides.
 LAYERS: list[tuple[str, ...]] = [
     ("llmrack.cli", "llmrack.cli_common", "llmrack.cli_data", "llmrack.cli_migrate", "llmrack.cli_plan",
-     "llmrack.cli_rollout", "llmrack.cli_secrets"),
+     "llmrack.cli_progress", "llmrack.cli_rollout", "llmrack.cli_secrets"),
     # services run from the CLI or the deploys
     ("llmrack.verify", "llmrack.stack.smoke", "llmrack.stack.smoke_http", "llmrack.stack.smoke_stream", "llmrack.bench",
      "llmrack.backup", "llmrack.rebuild", "llmrack.rotate", "llmrack.rotate_host",
