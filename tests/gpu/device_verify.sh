@@ -29,5 +29,5 @@ echo "=== burn-in $MIN min"
 cp /var/lib/llmrack/acceptance/burnin.json "$OUTDIR/" 2>/dev/null
 echo "=== verify --local"
 python3 -c 'import sys; from llmrack.cli import main; sys.argv[0] = "llmrack"; main()' verify tests/gpu/inventory_local.py \
-  --local --report "$OUTDIR/report" 2>&1 | tee "$OUTDIR/verify.txt" | grep -E "^\S+: (PASS|FAIL|MANUAL|N/A|ERROR|NOT)" | cut -c1-160
+  --local --report "$OUTDIR/report" 2>&1 | tee "$OUTDIR/verify.txt" | grep -E "^\S+ [0-9]+/[0-9]+: (PASS|FAIL|MANUAL|N/A|ERROR|NOT)" | cut -c1-160
 echo "rc=${PIPESTATUS[0]}" | tee -a "$OUTDIR/verify.txt"
